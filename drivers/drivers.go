@@ -1,0 +1,165 @@
+package drivers
+
+import (
+	"context"
+	"time"
+)
+
+// Device is one PLC endpoint as the drivers see it.
+type Device struct {
+	// Name identifies the device in records, topics, logs and metrics.
+	Name string
+	// Protocol selects the driver, e.g. "modbus-tcp".
+	Protocol string
+	// Address is the protocol's endpoint: host:port for Modbus TCP.
+	Address string
+	// UnitID is the Modbus unit identifier (0–255 over TCP).
+	UnitID uint8
+	// PollInterval is the time between the starts of two poll cycles. Zero means one second.
+	PollInterval time.Duration
+	// Timeout bounds one request, including the dial when a connection is opened. Zero means
+	// two seconds.
+	Timeout time.Duration
+	// Tags are the signals read from the device, in the order of the config file.
+	Tags []Tag
+}
+
+// Tag is one named signal on a device.
+type Tag struct {
+	// Name is the key of the tag's value in every record; unique within its device.
+	Name string
+	// Address is protocol-specific (Modbus: "40001", "hr:0", "40001.3"); its driver parses it.
+	Address string
+	// Type is the data type stored at Address.
+	Type DataType
+	// ByteOrder is the order of the bytes of a multi-register value, as the letters of a
+	// big-endian ABCD value on the wire: "ABCD" (the default), "CDAB" (word-swapped), "BADC",
+	// "DCBA".
+	ByteOrder string
+	// Scale multiplies the raw value; zero means 1. Offset is added after scaling. A tag with a
+	// scale other than 1 or a non-zero offset yields float samples.
+	Scale, Offset float64
+	// Unit is the engineering unit, e.g. "°C"; informational.
+	Unit string
+}
+
+// DataType is the type of a tag's raw value at its address.
+type DataType string
+
+// Data types every driver understands.
+const (
+	TypeBool    DataType = "bool"
+	TypeInt16   DataType = "int16"
+	TypeUint16  DataType = "uint16"
+	TypeInt32   DataType = "int32"
+	TypeUint32  DataType = "uint32"
+	TypeFloat32 DataType = "float32"
+)
+
+// DataTypes lists the supported data types in the order error messages show them.
+func DataTypes() []DataType {
+	return []DataType{TypeBool, TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeFloat32}
+}
+
+// Quality says how far a sample can be trusted, after OPC UA's three classes of StatusCode.
+type Quality uint8
+
+// Qualities. The zero value is Good so that a freshly decoded sample is good unless marked.
+const (
+	QualityGood Quality = iota
+	QualityUncertain
+	QualityBad
+)
+
+func (q Quality) String() string {
+	switch q {
+	case QualityGood:
+		return "good"
+	case QualityUncertain:
+		return "uncertain"
+	case QualityBad:
+		return "bad"
+	}
+	return "invalid"
+}
+
+// Sample is one reading of one tag.
+type Sample struct {
+	// Tag is the index of the tag in its Device.Tags. An index, not a name, so that a batch costs
+	// no string work; the consumer holds the Device and looks the name up.
+	Tag int
+	// Value is the raw decoded value (before scale and offset). It is the zero Value when Quality
+	// is Bad.
+	Value Value
+	// Quality of the reading; Reason says why it is not Good, e.g. "timeout", "unreachable",
+	// "exception 2". Reasons are short constant strings so that a bad cycle does not allocate.
+	Quality Quality
+	Reason  string
+	// SourceTime is when the device says the value was taken; zero when the device gives none
+	// (Modbus never does).
+	SourceTime time.Time
+}
+
+// Batch is the samples of one device from one poll cycle or one subscription notification.
+type Batch struct {
+	// Device is the name of the device the samples came from.
+	Device string
+	// ReadTime is when the cycle's responses arrived (the last of them).
+	ReadTime time.Time
+	// Samples, one per tag read in the cycle.
+	Samples []Sample
+}
+
+// EventKind names a driver event.
+type EventKind string
+
+// Driver events.
+const (
+	// EventConnected: the driver has a working connection to the device.
+	EventConnected EventKind = "connected"
+	// EventDisconnected: the connection was lost or could not be made; Err says why.
+	EventDisconnected EventKind = "disconnected"
+	// EventFault: the device answered but something is wrong (a Modbus exception, a malformed
+	// reply); the connection stays up.
+	EventFault EventKind = "fault"
+)
+
+// Event is a change in a device's connectivity or a fault worth telling the backend about.
+// Drivers report a change once, not on every failed cycle.
+type Event struct {
+	Device string
+	Time   time.Time
+	Kind   EventKind
+	// Err is the cause for EventDisconnected and EventFault; nil for EventConnected.
+	Err error
+}
+
+// Sink receives what a driver produces. Both methods are called from the driver's own goroutine,
+// one call at a time per driver, and must not block for long: a slow sink delays the next poll.
+type Sink interface {
+	// Batch receives one cycle's samples. b and b.Samples are only valid until Batch returns.
+	Batch(b *Batch)
+	// Event receives a connectivity change or fault.
+	Event(e Event)
+}
+
+// Driver polls or subscribes to one connection (a TCP device, a gateway or a serial port) and
+// reports to a Sink.
+type Driver interface {
+	// Run reads until ctx ends, reconnecting with backoff, and returns nil then. It returns an
+	// error only for a problem no retry can fix. Run never waits on a device that does not answer
+	// once ctx is done.
+	Run(ctx context.Context, sink Sink) error
+}
+
+// FieldError is a problem with one field of a device's configuration. Path is relative to the
+// device, e.g. "tags[3].address"; the agent prefixes the device's own path and adds the file
+// position from the config.
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
