@@ -1,0 +1,88 @@
+package modbus
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MBAP header (Modbus Messaging on TCP/IP v1.0b, 3.1.3): transaction id, protocol id (0 for
+// Modbus), length of what follows (unit id and PDU), unit id.
+const (
+	mbapHeaderLen = 7
+	// maxMBAPLength is the unit id plus the largest PDU.
+	maxMBAPLength = 1 + maxPDU
+)
+
+// errMalformed marks a stream that can no longer be framed; the connection is closed.
+var errMalformed = errors.New("malformed mbap header")
+
+// serveTCP answers the MBAP frames read from rw, in order, until reading fails, the stream is
+// malformed or ctx ends. Frames may arrive split over reads or several in one read (a client may
+// pipeline requests); each is answered with one write, transaction and unit id echoed.
+func (s *Server) serveTCP(ctx context.Context, rw io.ReadWriter) error {
+	br := bufio.NewReaderSize(rw, 1024)
+	var (
+		hdr [mbapHeaderLen]byte
+		pdu [maxPDU]byte
+		out = make([]byte, 0, mbapHeaderLen+maxPDU)
+		sc  scratch
+	)
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read mbap header: %w", err)
+		}
+		proto := binary.BigEndian.Uint16(hdr[2:])
+		length := binary.BigEndian.Uint16(hdr[4:])
+		if proto != 0 {
+			return fmt.Errorf("%w: protocol id %d, want 0", errMalformed, proto)
+		}
+		// Below 2 there is no function code to answer with; above 254 the PDU exceeds 253 bytes.
+		if length < 2 || length > maxMBAPLength {
+			return fmt.Errorf("%w: length %d outside 2..%d", errMalformed, length, maxMBAPLength)
+		}
+		req := pdu[:length-1]
+		if _, err := io.ReadFull(br, req); err != nil {
+			return fmt.Errorf("read pdu of %d bytes: %w", len(req), err)
+		}
+		unit := hdr[6]
+		out = append(out[:0], hdr[:4]...) // transaction and protocol id echoed
+		out = append(out, 0, 0, unit)     // length set below
+		var sv served
+		var err error
+		out, sv, err = s.respond(ctx, unit, req, out, &sc)
+		if err != nil {
+			return err
+		}
+		binary.BigEndian.PutUint16(out[4:], uint16(len(out)-6))
+		if _, err := rw.Write(out); err != nil {
+			return fmt.Errorf("write response: %w", err)
+		}
+		s.observe(sv)
+	}
+}
+
+// observe hands sv to the OnRequest observer with a copy of its values.
+func (s *Server) observe(sv served) {
+	if s.onRequest == nil {
+		return
+	}
+	r := Request{
+		Unit:      sv.unit,
+		Function:  sv.fc,
+		Address:   sv.addr,
+		Quantity:  sv.qty,
+		Exception: sv.exception,
+		At:        s.now(),
+	}
+	if sv.values != nil {
+		r.Values = append([]uint16(nil), sv.values...)
+	}
+	s.onRequest(r)
+}
