@@ -1,7 +1,9 @@
 package modbus
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -61,9 +63,21 @@ func startServerAt(tb testing.TB, addr string) *testServer {
 	if err != nil {
 		tb.Fatalf("listen %s: %v", addr, err)
 	}
+	s := newServer(tb)
+	s.ln = ln
+	s.wg.Add(1)
+	go s.accept()
+	return s
+}
+
+// newPipeServer is a testServer without a listener, reached through its dial method over
+// net.Pipe: for tests under testing/synctest, where a goroutine blocked on a real socket is not
+// durably blocked.
+func newPipeServer(tb testing.TB) *testServer { return newServer(tb) }
+
+func newServer(tb testing.TB) *testServer {
 	s := &testServer{
 		tb:        tb,
-		ln:        ln,
 		quit:      make(chan struct{}),
 		holding:   make([]uint16, 65536),
 		input:     make([]uint16, 65536),
@@ -71,10 +85,26 @@ func startServerAt(tb testing.TB, addr string) *testServer {
 		discretes: make([]bool, 65536),
 		conns:     make(map[net.Conn]struct{}),
 	}
-	s.wg.Add(1)
-	go s.accept()
 	tb.Cleanup(s.close)
 	return s
+}
+
+// dial is a dialFunc connecting to the server over net.Pipe.
+func (s *testServer) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	client, server := net.Pipe()
+	s.mu.Lock()
+	select {
+	case <-s.quit:
+		s.mu.Unlock()
+		return nil, errors.New("test server closed")
+	default:
+	}
+	s.conns[server] = struct{}{}
+	s.mu.Unlock()
+	s.accepts.Add(1)
+	s.wg.Add(1)
+	go s.serve(&serverConn{s: s, conn: server})
+	return client, nil
 }
 
 // reserveAddr returns a free 127.0.0.1 address with nothing listening: connections to it are
@@ -98,9 +128,11 @@ func (s *testServer) close() {
 		return
 	default:
 	}
-	close(s.quit)
-	s.ln.Close()
 	s.mu.Lock()
+	close(s.quit)
+	if s.ln != nil {
+		s.ln.Close()
+	}
 	for c := range s.conns {
 		c.Close()
 	}

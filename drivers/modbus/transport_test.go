@@ -1,0 +1,265 @@
+package modbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/goburrow/modbus"
+)
+
+// newTestClient is goburrow's client over our transport to addr, as Run builds it.
+func newTestClient(t *testing.T, ctx context.Context, addr string, timeout time.Duration) (modbus.Client, *transport) {
+	t.Helper()
+	tr := newTransport(ctx, addr, timeout, (&net.Dialer{}).DialContext)
+	t.Cleanup(tr.release)
+	pk := &modbus.TCPClientHandler{}
+	pk.SlaveId = 1
+	return modbus.NewClient2(pk, tr), tr
+}
+
+func readHR0(t *testing.T, c modbus.Client) (uint16, error) {
+	t.Helper()
+	b, err := c.ReadHoldingRegisters(0, 1)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 2 {
+		return 0, fmt.Errorf("got %d bytes", len(b))
+	}
+	return binary.BigEndian.Uint16(b), nil
+}
+
+func wantValue(t *testing.T, c modbus.Client, want uint16) {
+	t.Helper()
+	got, err := readHR0(t, c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if got != want {
+		t.Fatalf("read: got %#x, want %#x", got, want)
+	}
+}
+
+func wantConnError(t *testing.T, err error, timeout bool) {
+	t.Helper()
+	var ce *connError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v (%T), want a connection error", err, err)
+	}
+	if ce.timeout() != timeout {
+		t.Fatalf("got %v with timeout() = %v, want %v", err, ce.timeout(), timeout)
+	}
+}
+
+// staleDEAD is a reply frame for txid carrying 0xDEAD, a value no test serves.
+func staleDEAD(txid uint16) []byte { return frame(txid, 1, []byte{3, 2, 0xDE, 0xAD}) }
+
+func TestTransport_Send_Stale_LateReplyAfterTimeout(t *testing.T) {
+	s := startServer(t)
+	s.setHolding(0, 7)
+	release := make(chan struct{})
+	var firstTxid atomic.Uint32
+	s.setHandler(func(c *serverConn, req request) {
+		switch req.n {
+		case 1:
+			// Answer only after the client gave up: a device slower than the timeout.
+			firstTxid.Store(uint32(req.txid))
+			select {
+			case <-release:
+			case <-c.s.quit:
+			}
+			c.conn.Write(staleDEAD(req.txid))
+		case 2:
+			// And, as a confused gateway might, replay that late answer on the new connection
+			// ahead of the right one.
+			c.conn.Write(staleDEAD(uint16(firstTxid.Load())))
+			c.answer(req)
+		default:
+			c.answer(req)
+		}
+	})
+	ctx := t.Context()
+	c, tr := newTestClient(t, ctx, s.addr(), 200*time.Millisecond)
+
+	_, err := readHR0(t, c)
+	wantConnError(t, err, true)
+	if tr.connected() {
+		t.Fatal("connection still open after a timeout")
+	}
+	close(release)
+	wantValue(t, c, 7) // its own answer, not the late 0xDEAD
+	wantValue(t, c, 7)
+	if got := s.accepts.Load(); got != 2 {
+		t.Errorf("server saw %d connections, want 2 (one redial after the timeout)", got)
+	}
+}
+
+func TestTransport_Send_Stale_DuplicateOnSameConnection(t *testing.T) {
+	s := startServer(t)
+	s.setHolding(0, 7)
+	s.setHandler(func(c *serverConn, req request) {
+		// Two stale frames, then the answer: a late duplicate of the previous reply and one
+		// with a txid far off.
+		c.conn.Write(staleDEAD(req.txid - 1))
+		c.conn.Write(staleDEAD(req.txid + 1000))
+		c.answer(req)
+	})
+	c, _ := newTestClient(t, t.Context(), s.addr(), time.Second)
+	for range 5 {
+		wantValue(t, c, 7)
+	}
+	if got := s.accepts.Load(); got != 1 {
+		t.Errorf("server saw %d connections, want 1 (stale frames are no reason to reconnect)", got)
+	}
+}
+
+func TestTransport_Send_WrongTxidOnlyTimesOut(t *testing.T) {
+	s := startServer(t)
+	s.setHandler(func(c *serverConn, req request) {
+		if req.n == 1 {
+			c.conn.Write(staleDEAD(req.txid + 1))
+			return
+		}
+		c.answer(req)
+	})
+	s.setHolding(0, 9)
+	c, tr := newTestClient(t, t.Context(), s.addr(), 200*time.Millisecond)
+	_, err := readHR0(t, c)
+	wantConnError(t, err, true)
+	if tr.connected() {
+		t.Fatal("connection still open after a timeout")
+	}
+	wantValue(t, c, 9)
+}
+
+func TestTransport_Send_ServerCloses(t *testing.T) {
+	s := startServer(t)
+	s.setHolding(0, 3)
+	s.setHandler(func(c *serverConn, req request) {
+		if req.n == 2 {
+			c.conn.Close()
+			return
+		}
+		c.answer(req)
+	})
+	c, tr := newTestClient(t, t.Context(), s.addr(), time.Second)
+	wantValue(t, c, 3)
+	_, err := readHR0(t, c)
+	wantConnError(t, err, false)
+	if tr.connected() {
+		t.Fatal("connection still open after EOF")
+	}
+	wantValue(t, c, 3)
+	if got := s.accepts.Load(); got != 2 {
+		t.Errorf("server saw %d connections, want 2", got)
+	}
+}
+
+func TestTransport_Send_BrokenFraming(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply func(req request) []byte
+	}{
+		{"protocol id 1", func(req request) []byte {
+			b := frame(req.txid, 1, []byte{3, 2, 0, 1})
+			b[3] = 1
+			return b
+		}},
+		{"length 0", func(req request) []byte { return []byte{byte(req.txid >> 8), byte(req.txid), 0, 0, 0, 0, 1} }},
+		{"length 1", func(req request) []byte { return []byte{byte(req.txid >> 8), byte(req.txid), 0, 0, 0, 1, 1} }},
+		{"length 255", func(req request) []byte { return []byte{byte(req.txid >> 8), byte(req.txid), 0, 0, 0, 255, 1} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t)
+			s.setHolding(0, 5)
+			s.setHandler(func(c *serverConn, req request) {
+				if req.n == 1 {
+					c.conn.Write(tc.reply(req))
+					return
+				}
+				c.answer(req)
+			})
+			c, tr := newTestClient(t, t.Context(), s.addr(), time.Second)
+			_, err := readHR0(t, c)
+			var fe *frameError
+			if !errors.As(err, &fe) {
+				t.Fatalf("got %v (%T), want a framing error", err, err)
+			}
+			if tr.connected() {
+				t.Fatal("connection still open after a framing error")
+			}
+			wantValue(t, c, 5)
+		})
+	}
+}
+
+func TestTransport_Send_ExceptionKeepsConnection(t *testing.T) {
+	s := startServer(t)
+	s.setHolding(0, 5)
+	s.setHandler(func(c *serverConn, req request) {
+		if req.n == 1 {
+			c.exception(req, 2)
+			return
+		}
+		c.answer(req)
+	})
+	c, tr := newTestClient(t, t.Context(), s.addr(), time.Second)
+	_, err := readHR0(t, c)
+	var me *modbus.ModbusError
+	if !errors.As(err, &me) || me.ExceptionCode != 2 {
+		t.Fatalf("got %v, want exception 2", err)
+	}
+	if !tr.connected() {
+		t.Fatal("an exception closed the connection")
+	}
+	wantValue(t, c, 5)
+	if got := s.accepts.Load(); got != 1 {
+		t.Errorf("server saw %d connections, want 1", got)
+	}
+}
+
+func TestTransport_Send_DialRefused(t *testing.T) {
+	c, _ := newTestClient(t, t.Context(), reserveAddr(t), time.Second)
+	_, err := readHR0(t, c)
+	var ce *connError
+	if !errors.As(err, &ce) || !ce.dial {
+		t.Fatalf("got %v, want a dial error", err)
+	}
+}
+
+// TestTransport_Send_Shutdown: a request blocked on a device that accepted it and never answers
+// returns as soon as the context ends, long before its timeout.
+func TestTransport_Send_Shutdown(t *testing.T) {
+	s := startServer(t)
+	s.setHandler(func(c *serverConn, req request) { c.hang() })
+	ctx, cancel := context.WithCancel(t.Context())
+	c, _ := newTestClient(t, ctx, s.addr(), time.Minute)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReadHoldingRegisters(0, 1)
+		done <- err
+	}()
+	waitFor(t, 5*time.Second, func() error {
+		if s.requests.Load() == 0 {
+			return errors.New("no request reached the server")
+		}
+		return nil
+	})
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if el := time.Since(start); el > time.Second {
+			t.Errorf("Send returned %v after cancel", el)
+		}
+		wantConnError(t, err, true)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send still blocked 10s after cancel")
+	}
+}
