@@ -137,12 +137,12 @@ func TestState_String(t *testing.T) {
 	}
 }
 
-// TestLine_Step_Invariants runs the default line for a simulated day and checks, tick by tick,
+// TestLine_Step_Invariants runs the default line for 11 simulated hours and checks, tick by tick,
 // what a PLC programmer would assert on the real line.
 func TestLine_Step_Invariants(t *testing.T) {
-	ticks := 900_000 // 25 h simulated
+	ticks := 400_000 // 11 h simulated
 	if testing.Short() {
-		ticks = 200_000
+		ticks = 150_000
 	}
 	cfg := line.Config{Seed: 3}
 	l := newLine(t, cfg)
