@@ -1,0 +1,230 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/floorlink/floorlink/agent/config"
+	"github.com/floorlink/floorlink/agent/publish"
+	"github.com/floorlink/floorlink/agent/record"
+	"github.com/floorlink/floorlink/buffer"
+	"github.com/floorlink/floorlink/drivers"
+	"github.com/floorlink/floorlink/drivers/modbus"
+)
+
+// BufferFile is the name of the buffer file in gateway.data_dir.
+const BufferFile = "buffer.db"
+
+// stateSession is the buffer state key of the MQTT session counter.
+const stateSession = "mqtt_session"
+
+// Agent is one running gateway: its buffer, publisher and devices.
+type Agent struct {
+	cfg     *config.File
+	log     *slog.Logger
+	buf     *buffer.Buffer
+	pub     *publish.Publisher
+	devices []device
+	counts  counters
+}
+
+type device struct {
+	dev    drivers.Device
+	driver drivers.Driver
+}
+
+// New checks the configuration against every part, opens the buffer and builds the publisher and
+// the drivers. It starts nothing. Configuration problems come back together as one
+// *config.Error; a buffer that cannot be used comes back as its own error.
+func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("gateway", cfg.Gateway.ID)
+	a := &Agent{cfg: cfg, log: log}
+
+	var errs []error
+	for i, dc := range cfg.Devices {
+		dev := deviceFromConfig(dc)
+		drv, err := modbus.New(dev, modbus.Options{}, log)
+		if err != nil {
+			errs = append(errs, prefixFieldErrors(fmt.Sprintf("devices[%d]", i), err))
+			continue
+		}
+		a.devices = append(a.devices, device{dev: dev, driver: drv})
+	}
+	if len(errs) > 0 {
+		return nil, &config.Error{Path: cfg.Path, Err: errors.Join(errs...)}
+	}
+
+	if err := os.MkdirAll(cfg.Gateway.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	buf, err := buffer.Open(filepath.Join(cfg.Gateway.DataDir, BufferFile), buffer.Options{
+		NoSync:         cfg.Buffer.Sync == "none",
+		CommitInterval: cfg.Buffer.CommitInterval,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	a.buf = buf
+	lastSession, err := a.lastSession()
+	if err != nil {
+		buf.Close()
+		return nil, err
+	}
+
+	pub, err := publish.New(buf, publish.Options{
+		Brokers:       cfg.MQTT.Brokers,
+		ClientID:      cfg.MQTT.ClientID,
+		Username:      cfg.MQTT.Username,
+		Password:      cfg.MQTT.Password,
+		Gateway:       cfg.Gateway.ID,
+		Site:          cfg.Gateway.Site,
+		Area:          cfg.Gateway.Area,
+		Line:          cfg.Gateway.Line,
+		TopicTemplate: cfg.MQTT.TopicTemplate,
+		Epoch:         buf.Epoch(),
+		LastSession:   lastSession,
+		SessionBegun:  a.sessionBegun,
+		MaxInflight:   cfg.MQTT.MaxInflight,
+		KeepAlive:     cfg.MQTT.KeepAlive,
+		MinBackoff:    cfg.MQTT.ReconnectMin,
+		MaxBackoff:    cfg.MQTT.ReconnectMax,
+		Grace:         cfg.MQTT.ShutdownGrace,
+	}, log)
+	if err != nil {
+		buf.Close()
+		return nil, &config.Error{Path: cfg.Path, Err: fmt.Errorf("mqtt: %w", err)}
+	}
+	a.pub = pub
+	return a, nil
+}
+
+func deviceFromConfig(dc config.Device) drivers.Device {
+	dev := drivers.Device{
+		Name: dc.Name, Protocol: dc.Protocol, Address: dc.Address, UnitID: uint8(dc.UnitID),
+		PollInterval: dc.PollInterval, Timeout: dc.Timeout,
+	}
+	for _, tc := range dc.Tags {
+		t := drivers.Tag{Name: tc.Name, Address: tc.Address, Type: drivers.DataType(tc.Type),
+			ByteOrder: tc.ByteOrder, Offset: tc.Offset, Unit: tc.Unit}
+		if tc.Scale != nil {
+			t.Scale = *tc.Scale
+		}
+		dev.Tags = append(dev.Tags, t)
+	}
+	return dev
+}
+
+// prefixFieldErrors puts a device's path in front of the field paths its driver reports.
+func prefixFieldErrors(prefix string, err error) error {
+	var out []error
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var fe *drivers.FieldError
+		if errors.As(err, &fe) {
+			out = append(out, &drivers.FieldError{Path: prefix + "." + fe.Path, Err: fe.Err})
+			return
+		}
+		out = append(out, fmt.Errorf("%s: %w", prefix, err))
+	}
+	walk(err)
+	return errors.Join(out...)
+}
+
+// lastSession reads the MQTT session counter from the buffer file, so that session numbers grow
+// across restarts.
+func (a *Agent) lastSession() (uint64, error) {
+	b, err := a.buf.State(stateSession)
+	if err != nil {
+		return 0, fmt.Errorf("read mqtt session counter: %w", err)
+	}
+	if len(b) != 8 {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (a *Agent) sessionBegun(n uint64) error {
+	return a.buf.SetState(stateSession, binary.BigEndian.AppendUint64(nil, n))
+}
+
+// Run runs the gateway until ctx ends, then shuts down in the order that loses nothing:
+//  1. stop the drivers (none waits on a device that does not answer);
+//  2. commit everything they produced into the buffer;
+//  3. let the publisher finish the window in flight, up to mqtt.shutdown_grace;
+//  4. close the buffer.
+//
+// Run closes the buffer; an Agent runs once.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.buf.Close()
+	if path, cause := a.buf.MovedAside(); path != "" {
+		a.gatewayEvent("buffer_moved_aside", fmt.Errorf("unreadable buffer file moved to %s: %w", path, cause))
+	}
+
+	bufCtx, stopBuffer := context.WithCancel(context.Background())
+	pubCtx, stopPublisher := context.WithCancel(context.Background())
+	defer stopBuffer()
+	defer stopPublisher()
+
+	bufDone := make(chan error, 1)
+	go func() { bufDone <- a.buf.Run(bufCtx) }()
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- a.pub.Run(pubCtx) }()
+
+	var drivers sync.WaitGroup
+	for _, d := range a.devices {
+		drivers.Add(1)
+		go func() {
+			defer drivers.Done()
+			sink := newDeviceSink(d.dev, a.buf, &a.counts, a.log)
+			if err := d.driver.Run(ctx, sink); err != nil {
+				a.log.Error("device stopped", "device", d.dev.Name, "err", err)
+			}
+		}()
+	}
+	a.log.Info("agent running", "devices", len(a.devices), "epoch", a.buf.Epoch())
+
+	<-ctx.Done()
+	start := time.Now()
+	drivers.Wait()
+	stopBuffer()
+	bufErr := <-bufDone
+	stopPublisher()
+	pubErr := <-pubDone
+	a.log.Info("agent stopped", "took", time.Since(start).Round(time.Millisecond),
+		"records", a.counts.records.Load(), "dropped", a.counts.dropped.Load(),
+		"head", a.buf.Head(), "cursor", a.buf.Cursor())
+	return errors.Join(bufErr, pubErr)
+}
+
+// gatewayEvent stores an event of the gateway itself (source "").
+func (a *Agent) gatewayEvent(kind string, err error) {
+	rec := record.Record{Kind: record.KindEvent, Time: time.Now(),
+		Fields: []record.Field{record.StringField("event", kind)}}
+	if err != nil {
+		rec.Fields = append(rec.Fields, record.StringField("error", err.Error()))
+	}
+	b, encErr := rec.AppendBinary(nil)
+	if encErr == nil {
+		encErr = a.buf.Append(b)
+	}
+	if encErr != nil {
+		a.log.Error("store gateway event", "event", kind, "err", encErr)
+	}
+	a.log.Error("gateway event", "event", kind, "err", err)
+}

@@ -1,0 +1,107 @@
+package publish
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Options configure a Publisher. Zero values take the defaults given per field.
+type Options struct {
+	// Brokers are tried in turn, one per connection attempt: "tcp://host:port". Required.
+	Brokers []string
+	// ClientID of the MQTT session; "" means "floorlink-<Gateway>". Must be unique per broker.
+	ClientID string
+	// Username and Password for the broker; empty means anonymous.
+	Username, Password string
+
+	// Gateway is this gateway's id (required); Site, Area and Line fill the topic template.
+	Gateway, Site, Area, Line string
+	// TopicTemplate places records; "" means DefaultTopicTemplate. Placeholders: {gateway}
+	// {site} {area} {line} {source} {kind}; {source} and {kind} are required.
+	TopicTemplate string
+
+	// Epoch is the buffer file's epoch, sent in every message. Required.
+	Epoch string
+	// LastSession is the number of the last MQTT session, e.g. of the previous run; the next
+	// session is numbered LastSession+1.
+	LastSession uint64
+	// SessionBegun, when set, is called with the number of each session the broker accepted,
+	// before anything is published in it, so the caller can persist it.
+	SessionBegun func(session uint64) error
+
+	// MaxInflight bounds QoS 1 messages sent and not yet acknowledged; zero means 64.
+	MaxInflight int
+	// KeepAlive is the MQTT keep-alive; zero means 30s.
+	KeepAlive time.Duration
+	// ConnectTimeout bounds one connection attempt; zero means 10s.
+	ConnectTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between connection attempts (exponential, with
+	// jitter, reset after a session that got connected); zero means 1s and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// AckInterval is the most time acknowledged messages wait before the cursor is committed
+	// while more are in flight; zero means 100ms. Each commit costs a buffer write; what is
+	// acknowledged but not committed is re-sent after a crash.
+	AckInterval time.Duration
+	// Grace bounds how long Run, once its context ends, waits for the window in flight to be
+	// acknowledged; zero means 5s.
+	Grace time.Duration
+
+	// Now stamps status messages; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one broker is required"))
+	}
+	for i, b := range o.Brokers {
+		u, err := url.Parse(b)
+		if err != nil || u.Host == "" || (u.Scheme != "tcp" && u.Scheme != "mqtt") {
+			errs = append(errs, fmt.Errorf("brokers[%d]: %q is not a broker address (want tcp://host:port)", i, b))
+		}
+	}
+	if o.Gateway == "" {
+		errs = append(errs, errors.New("gateway: id is required"))
+	}
+	if o.Epoch == "" {
+		errs = append(errs, errors.New("epoch is required"))
+	}
+	if o.MaxInflight < 0 || o.MaxInflight > 65535 {
+		errs = append(errs, fmt.Errorf("max_inflight: %d is out of range 1..65535", o.MaxInflight))
+	}
+	if len(errs) > 0 {
+		return o, errors.Join(errs...)
+	}
+	if o.ClientID == "" {
+		o.ClientID = "floorlink-" + o.Gateway
+	}
+	if o.MaxInflight == 0 {
+		o.MaxInflight = 64
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.KeepAlive, 30*time.Second)
+	def(&o.ConnectTimeout, 10*time.Second)
+	def(&o.MinBackoff, time.Second)
+	def(&o.MaxBackoff, 30*time.Second)
+	def(&o.AckInterval, 100*time.Millisecond)
+	def(&o.Grace, 5*time.Second)
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Brokers = append([]string(nil), o.Brokers...)
+	for i := range o.Brokers {
+		o.Brokers[i] = strings.Replace(o.Brokers[i], "mqtt://", "tcp://", 1)
+	}
+	return o, nil
+}

@@ -1,0 +1,355 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/floorlink/floorlink/agent/record"
+)
+
+// Source is the durable, ordered record queue the publisher drains. *buffer.Buffer satisfies it.
+type Source interface {
+	// ReadAfter calls fn for the entries after seq after, in order, at most max of them. payload
+	// is valid only while fn runs.
+	ReadAfter(after uint64, max int, fn func(seq uint64, payload []byte) error) error
+	// Ack records that every entry up to and including through was delivered.
+	Ack(through uint64) error
+	// Cursor is the last acknowledged seq; Head the last stored one.
+	Cursor() uint64
+	Head() uint64
+	// Wait blocks until Head() > after or ctx ends.
+	Wait(ctx context.Context, after uint64) error
+}
+
+// Stats are the publisher's counters since New.
+type Stats struct {
+	Connected   bool
+	Session     uint64 // number of the current or last session
+	Published   uint64 // messages handed to the broker, re-sends included
+	Acked       uint64 // cursor: last seq the broker acknowledged and the buffer recorded
+	Undecodable uint64 // records that could not be decoded and were skipped
+	Connects    uint64 // sessions begun
+}
+
+// Publisher sends the records of a Source to an MQTT broker, in order, at least once.
+type Publisher struct {
+	src    Source
+	opts   Options
+	log    *slog.Logger
+	topics *topics
+	status string // status topic
+
+	lastSession uint64 // number of the last session the broker accepted; only Run's goroutine
+
+	connected   atomic.Bool
+	session     atomic.Uint64
+	published   atomic.Uint64
+	acked       atomic.Uint64
+	undecodable atomic.Uint64
+	connects    atomic.Uint64
+}
+
+// New validates opts; it does not connect. A nil log discards.
+func New(src Source, opts Options, log *slog.Logger) (*Publisher, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	for _, lv := range []struct{ name, v string }{{"gateway", o.Gateway}, {"site", o.Site}} {
+		if err := CheckTopicLevel(lv.v); err != nil {
+			return nil, fmt.Errorf("%s: %w", lv.name, err)
+		}
+	}
+	t, err := newTopics(o.TopicTemplate, &o)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Publisher{src: src, opts: o, log: log, topics: t,
+		status: "floorlink/v1/" + o.Site + "/gateway/" + o.Gateway + "/status"}
+	p.acked.Store(src.Cursor())
+	p.lastSession = o.LastSession
+	return p, nil
+}
+
+// StatusTopic is where the retained online/offline status goes.
+func (p *Publisher) StatusTopic() string { return p.status }
+
+// Stats returns the current counters; safe to call from any goroutine.
+func (p *Publisher) Stats() Stats {
+	return Stats{Connected: p.connected.Load(), Session: p.session.Load(), Published: p.published.Load(),
+		Acked: p.acked.Load(), Undecodable: p.undecodable.Load(), Connects: p.connects.Load()}
+}
+
+// Run connects, publishes and reconnects until ctx ends. Then it stops sending, waits up to
+// Options.Grace for the window in flight, records the cursor, publishes the offline status and
+// disconnects. It returns nil after ctx ends; other errors are retried, never returned.
+func (p *Publisher) Run(ctx context.Context) error {
+	backoff := p.opts.MinBackoff
+	for attempt := 0; ; attempt++ {
+		broker := p.opts.Brokers[attempt%len(p.opts.Brokers)]
+		connected, err := p.runSession(ctx, broker)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			backoff = p.opts.MinBackoff
+		}
+		p.log.Warn("mqtt session ended", "broker", broker, "err", err, "retry_in", backoff.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(backoff*2, p.opts.MaxBackoff)
+	}
+}
+
+// jitter spreads reconnects of many gateways after a broker restart over ±20%.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+// slot is one message in flight. buf is owned by the slot: paho holds the payload until the
+// broker acknowledges it, so it is reused only after the token completed.
+type slot struct {
+	seq   uint64
+	topic string
+	buf   []byte
+	token mqtt.Token // nil for a record skipped as undecodable: it retires at once
+}
+
+// runSession runs one MQTT connection from connect to loss or shutdown. connected reports
+// whether the broker accepted the connection.
+func (p *Publisher) runSession(ctx context.Context, broker string) (connected bool, err error) {
+	// The Will must carry the session's number before the broker accepts it; a refused attempt
+	// does not use up a number.
+	session := p.lastSession + 1
+	begun := p.opts.Now()
+
+	lost := make(chan error, 1)
+	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(p.opts.ClientID).
+		SetUsername(p.opts.Username).SetPassword(p.opts.Password).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+		SetKeepAlive(p.opts.KeepAlive).SetConnectTimeout(p.opts.ConnectTimeout).
+		SetWriteTimeout(p.opts.ConnectTimeout).SetOrderMatters(true).
+		SetBinaryWill(p.status, appendStatusJSON(nil, "offline", begun, session), 1, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	client := mqtt.NewClient(opts)
+	tok := client.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		// paho cannot abort a connect; it ends by itself within ConnectTimeout.
+		return false, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return false, fmt.Errorf("connect to %s: %w", broker, err)
+	}
+	p.lastSession = session
+	p.session.Store(session)
+	if p.opts.SessionBegun != nil {
+		if err := p.opts.SessionBegun(session); err != nil {
+			p.log.Error("record mqtt session number", "session", session, "err", err)
+		}
+	}
+	p.connects.Add(1)
+	p.connected.Store(true)
+	defer p.connected.Store(false)
+	p.log.Info("mqtt connected", "broker", broker, "session", session)
+
+	online := client.Publish(p.status, 1, true, appendStatusJSON(nil, "online", begun, session))
+	if err := waitToken(ctx, online, lost); err != nil {
+		client.Disconnect(0)
+		return true, fmt.Errorf("publish online status: %w", err)
+	}
+
+	err = p.drain(ctx, client, session, lost)
+	if ctx.Err() != nil {
+		// A clean DISCONNECT suppresses the Will, so say offline ourselves.
+		off := client.Publish(p.status, 1, true, appendStatusJSON(nil, "offline", p.opts.Now(), session))
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = waitToken(sctx, off, lost)
+		cancel()
+		client.Disconnect(250)
+		p.log.Info("mqtt disconnected", "broker", broker, "session", session)
+		return true, nil
+	}
+	client.Disconnect(0)
+	return true, err
+}
+
+func waitToken(ctx context.Context, t mqtt.Token, lost <-chan error) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case err := <-lost:
+		return fmt.Errorf("connection lost: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drain publishes the Source from the cursor with up to MaxInflight messages in flight, and
+// advances the cursor over the longest acknowledged prefix. It returns when the connection is
+// lost or a publish fails (the caller reconnects and the window is re-sent from the cursor), or,
+// after ctx ends, when the window is acknowledged or Options.Grace has passed.
+func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint64, lost <-chan error) error {
+	// Records stored before this session began are replayed history.
+	historicalThrough := p.src.Head()
+	acked := p.src.Cursor()
+	committed, sent := acked, acked
+	lastCommit := time.Now()
+	commit := func() {
+		if acked == committed {
+			return
+		}
+		if err := p.src.Ack(acked); err != nil {
+			// Not fatal: what was not recorded is re-sent, as after a crash.
+			p.log.Error("record mqtt acknowledgements", "seq", acked, "err", err)
+			return
+		}
+		committed, lastCommit = acked, time.Now()
+		p.acked.Store(acked)
+	}
+	defer commit()
+
+	// wake is signalled after each buffer commit; one goroutine per session turns the Source's
+	// blocking Wait into a channel the loop can select on.
+	wake := make(chan struct{}, 1)
+	wctx, stopWaker := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for after := historicalThrough; ; {
+			if p.src.Wait(wctx, after) != nil {
+				return
+			}
+			after = p.src.Head()
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() { stopWaker(); wg.Wait() }()
+
+	max := p.opts.MaxInflight
+	window := make([]slot, 0, max) // FIFO: window[0] is the oldest
+	spare := make([][]byte, 0, max)
+	var (
+		dec      record.Decoder
+		rec      record.Record
+		read     []slot // read from the Source, not yet handed to paho
+		done     = ctx.Done()
+		graceC   <-chan time.Time
+		stopping bool
+	)
+	for {
+		// Retire the acknowledged prefix.
+		n := 0
+		for ; n < len(window); n++ {
+			s := window[n]
+			if s.token != nil {
+				if !isDone(s.token) {
+					break
+				}
+				if err := s.token.Error(); err != nil {
+					return fmt.Errorf("publish seq %d: %w", s.seq, err)
+				}
+			}
+			acked = s.seq
+			spare = append(spare, s.buf)
+		}
+		window = window[:copy(window, window[n:])]
+
+		if len(window) == 0 || acked-committed >= uint64(max) || time.Since(lastCommit) >= p.opts.AckInterval {
+			commit()
+		}
+		if stopping && len(window) == 0 {
+			return nil
+		}
+
+		// Fill the window, after retiring, so that the loop never blocks with room in the window
+		// and records waiting in the Source. Payloads are encoded inside ReadAfter, whose read
+		// transaction must stay short, and published after it returns, since paho's Publish may
+		// block on the socket.
+		if !stopping && len(window) < max {
+			read = read[:0]
+			err := p.src.ReadAfter(sent, max-len(window), func(seq uint64, payload []byte) error {
+				s := slot{seq: seq}
+				if n := len(spare); n > 0 {
+					s.buf, spare = spare[n-1][:0], spare[:n-1]
+				}
+				if err := dec.Decode(payload, &rec); err != nil {
+					p.undecodable.Add(1)
+					p.log.Error("skip undecodable record", "seq", seq, "err", err)
+				} else {
+					env := envelope{gateway: p.opts.Gateway, epoch: p.opts.Epoch, seq: seq, historical: seq <= historicalThrough}
+					s.buf = appendRecordJSON(s.buf, env, &rec)
+					s.topic = p.topics.topic(rec.Source, rec.Kind)
+				}
+				read = append(read, s)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("read buffer after seq %d: %w", sent, err)
+			}
+			for _, s := range read {
+				if s.topic != "" {
+					s.token = client.Publish(s.topic, 1, false, s.buf)
+					p.published.Add(1)
+				}
+				window = append(window, s)
+				sent = s.seq
+			}
+			if len(read) > 0 && window[0].token == nil {
+				continue // undecodable records at the head retire at once
+			}
+		}
+
+		var oldest, more <-chan struct{}
+		if len(window) > 0 {
+			oldest = window[0].token.Done()
+		}
+		if !stopping && len(window) < max {
+			more = wake
+		}
+		select {
+		case <-oldest:
+		case <-more:
+		case err := <-lost:
+			return fmt.Errorf("connection lost: %w", err)
+		case <-done:
+			stopping, done = true, nil
+			graceC = time.After(p.opts.Grace)
+		case <-graceC:
+			p.log.Warn("shutdown grace ended with messages unacknowledged", "in_flight", len(window), "session", session)
+			return nil
+		}
+	}
+}
+
+func isDone(t mqtt.Token) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
+}

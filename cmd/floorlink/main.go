@@ -1,0 +1,126 @@
+// Command floorlink is the shop-floor edge agent: it polls PLCs, stores every record durably and
+// publishes telemetry over MQTT. See README.md and docs/.
+//
+// Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/floorlink/floorlink/agent"
+	"github.com/floorlink/floorlink/agent/config"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// usageError marks errors that exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "floorlink:", err)
+	var ce *config.Error
+	var ue usageError
+	if errors.As(err, &ce) || errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "floorlink",
+		Short:         "Shop-floor edge agent: PLCs to durable buffer to MQTT",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRunCommand(stderr), newVersionCommand(stdout))
+	return root
+}
+
+func newRunCommand(stderr io.Writer) *cobra.Command {
+	var (
+		cfgPath  string
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run the agent on a configuration file until SIGINT or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfgPath == "" {
+				return usageError{errors.New("run: -c FILE is required")}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			slog.SetDefault(log)
+
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			a, err := agent.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.Run(ctx)
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func newVersionCommand(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print version, commit and Go version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, goVersion := commit, "unknown"
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				goVersion = bi.GoVersion
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" && c == "" {
+						c = s.Value
+					}
+				}
+			}
+			fmt.Fprintf(stdout, "floorlink %s commit %s %s\n", version, c, goVersion)
+			return nil
+		},
+	}
+}
