@@ -227,21 +227,8 @@ func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
 	}
 	defer d.running.Store(false)
 
-	t := newTransport(ctx, d.address, d.timeout, d.dial)
-	defer t.release()
-	// goburrow's TCPClientHandler serves only as the packager (MBAP encoding, transaction ids,
-	// the unit id check); our transport does the I/O.
-	pk := &modbus.TCPClientHandler{}
-	pk.SlaveId = d.unit
-	s := &session{
-		d:         d,
-		sink:      sink,
-		t:         t,
-		client:    modbus.NewClient2(pk, t),
-		faulty:    make([]bool, len(d.reads)),
-		excCode:   make([]byte, len(d.reads)),
-		excReason: make([]string, len(d.reads)),
-	}
+	s := d.newSession(ctx, sink)
+	defer s.t.release()
 
 	ticker := time.NewTicker(d.interval)
 	defer ticker.Stop()
@@ -270,8 +257,27 @@ func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
 			return nil
 		case <-timer.C:
 		}
-		// The next poll is an interval after the attempt, not whenever the ticker fires.
+		// Poll on an interval counted from this attempt, not on the ticker's old phase.
 		ticker.Reset(d.interval)
+	}
+}
+
+// newSession builds the state of one Run: a transport bound to ctx and goburrow's client over
+// it. The caller releases s.t.
+func (d *Driver) newSession(ctx context.Context, sink drivers.Sink) *session {
+	t := newTransport(ctx, d.address, d.timeout, d.dial)
+	// goburrow's TCPClientHandler serves only as the packager (MBAP encoding, transaction ids,
+	// the unit id check); our transport does the I/O.
+	pk := &modbus.TCPClientHandler{}
+	pk.SlaveId = d.unit
+	return &session{
+		d:         d,
+		sink:      sink,
+		t:         t,
+		client:    modbus.NewClient2(pk, t),
+		faulty:    make([]bool, len(d.reads)),
+		excCode:   make([]byte, len(d.reads)),
+		excReason: make([]string, len(d.reads)),
 	}
 }
 

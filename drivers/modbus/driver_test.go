@@ -351,7 +351,7 @@ func TestDriver_Run_Timeout(t *testing.T) {
 		c.answer(req)
 	})
 	dev := device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""), tag("b", "co:0", drivers.TypeBool, ""))
-	dev.Timeout = 100 * time.Millisecond
+	dev.Timeout = 300 * time.Millisecond
 	r := startDriver(t, dev, Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	r.waitBatch(t, "good", allGood)
 
@@ -451,7 +451,7 @@ func TestDriver_Run_Stale_LateReplyNeverTaken(t *testing.T) {
 		prev.Store(uint32(req.txid))
 		if slow.CompareAndSwap(true, false) {
 			select {
-			case <-time.After(300 * time.Millisecond): // past the driver's 100ms timeout
+			case <-time.After(time.Second): // past the driver's 300ms timeout
 			case <-c.s.quit:
 			}
 			c.conn.Write(staleDEAD(req.txid))
@@ -460,7 +460,7 @@ func TestDriver_Run_Stale_LateReplyNeverTaken(t *testing.T) {
 		c.answer(req)
 	})
 	dev := device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""))
-	dev.Timeout = 100 * time.Millisecond
+	dev.Timeout = 300 * time.Millisecond
 	r := startDriver(t, dev, Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	r.waitBatches(t, 3)
 	slow.Store(true)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -85,7 +86,7 @@ func TestTransport_Send_Stale_LateReplyAfterTimeout(t *testing.T) {
 		}
 	})
 	ctx := t.Context()
-	c, tr := newTestClient(t, ctx, s.addr(), 200*time.Millisecond)
+	c, tr := newTestClient(t, ctx, s.addr(), 300*time.Millisecond)
 
 	_, err := readHR0(t, c)
 	wantConnError(t, err, true)
@@ -129,7 +130,7 @@ func TestTransport_Send_WrongTxidOnlyTimesOut(t *testing.T) {
 		c.answer(req)
 	})
 	s.setHolding(0, 9)
-	c, tr := newTestClient(t, t.Context(), s.addr(), 200*time.Millisecond)
+	c, tr := newTestClient(t, t.Context(), s.addr(), 300*time.Millisecond)
 	_, err := readHR0(t, c)
 	wantConnError(t, err, true)
 	if tr.connected() {
@@ -262,4 +263,53 @@ func TestTransport_Send_Shutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Send still blocked 10s after cancel")
 	}
+}
+
+// FuzzTransport_Reply feeds arbitrary bytes, in two writes as TCP may split them, as the reply
+// stream to one request. Send must never panic, and what it returns must be one whole frame
+// carrying the request's transaction id, protocol 0 and a length that matches.
+func FuzzTransport_Reply(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 7}, uint8(3))
+	f.Add(append(staleDEAD(0), frame(1, 1, []byte{3, 2, 0, 7})...), uint8(9))
+	f.Add([]byte{0, 1, 0, 1, 0, 5, 1, 3, 2, 0, 7}, uint8(0))
+	f.Add([]byte{0, 1, 0, 0, 0, 0, 1}, uint8(7))
+	f.Add([]byte{0, 1, 0, 0, 0xFF, 0xFF, 1}, uint8(2))
+	f.Fuzz(func(t *testing.T, stream []byte, split uint8) {
+		if len(stream) > 1024 {
+			return
+		}
+		cut := min(int(split), len(stream))
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var req [12]byte
+			if _, err := io.ReadFull(server, req[:]); err != nil {
+				return
+			}
+			server.Write(stream[:cut])
+			server.Write(stream[cut:])
+			server.Close()
+		}()
+		dial := func(context.Context, string, string) (net.Conn, error) { return client, nil }
+		tr := newTransport(t.Context(), "pipe", time.Second, dial)
+		req := frame(1, 1, []byte{3, 0, 0, 0, 1})
+		resp, err := tr.Send(req)
+		open := tr.connected()
+		tr.release()
+		<-done
+		if err != nil {
+			if open {
+				t.Fatal("connection left open after an error")
+			}
+			return
+		}
+		if len(resp) < mbapHeaderLen+1 {
+			t.Fatalf("reply of %d bytes", len(resp))
+		}
+		if binary.BigEndian.Uint16(resp) != 1 || binary.BigEndian.Uint16(resp[2:]) != 0 ||
+			int(binary.BigEndian.Uint16(resp[4:])) != len(resp)-6 {
+			t.Fatalf("reply % x does not match the request or its own length", resp)
+		}
+	})
 }
