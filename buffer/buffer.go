@@ -50,7 +50,8 @@ type Options struct {
 	// MaxBatch bounds the payloads one commit takes; zero means 1000.
 	MaxBatch int
 	// QueueLen bounds the payloads waiting for a commit, counting those of the commit in
-	// progress; zero means 10000. Append never blocks: when full it returns ErrQueueFull.
+	// progress; zero means 10000. Append never blocks: when full it returns ErrQueueFull. Open
+	// allocates the queue's slots (48 bytes each) at once.
 	QueueLen int
 	// CommitInterval is the least time between the starts of two commits (saves fsyncs on
 	// flash); zero means commit as soon as the previous commit ends (natural group commit:
@@ -156,7 +157,7 @@ type Buffer struct {
 	head   atomic.Uint64 // stored by the writer under mu, so Wait can check it and take notify atomically
 	cursor atomic.Uint64 // stored under ackMu
 
-	ackMu sync.Mutex // serializes Ack and SetState's cursor bookkeeping with the file
+	ackMu sync.Mutex // serializes Acks, so the cursor in memory follows the file's
 
 	wake    chan struct{} // capacity 1: Append tells the writer there is work
 	closing chan struct{} // closed by Close

@@ -30,37 +30,65 @@ func TestBuffer_Append_Allocs(t *testing.T) {
 // recordsPerOp is the work of one benchmark op: that many 200-byte records appended and committed.
 const recordsPerOp = 1000
 
-// BenchmarkBuffer_AppendCommit measures appends from 1 and 8 producers until committed (Flush),
-// with the writer's natural group commit and fsync on. Compare records/s with BenchmarkBolt_Put.
+// BenchmarkBuffer_AppendCommit measures 200-byte appends from 1 and 8 producers until
+// committed, with the writer's natural group commit and fsync on. flush=op waits for the commit
+// after every 1000 records (a burst: the writer starts committing before the burst is all
+// queued); flush=end streams, waiting on the queue when it is full, and flushes once at the end.
+// Compare records/s with BenchmarkBolt_Put.
 func BenchmarkBuffer_AppendCommit(b *testing.B) {
-	for _, producers := range []int{1, 8} {
-		b.Run(fmt.Sprintf("producers=%d/size=200", producers), func(b *testing.B) {
-			buf := openBuffer(b, "", Options{})
-			runBuffer(b, buf)
-			p := make([]byte, 200)
-			b.ReportAllocs()
-			b.SetBytes(recordsPerOp * int64(len(p)))
-			for b.Loop() {
-				var wg sync.WaitGroup
-				for range producers {
-					wg.Go(func() {
-						for range recordsPerOp / producers {
-							if err := buf.Append(p); err != nil {
-								b.Error(err)
-								return
+	for _, flushEach := range []bool{true, false} {
+		for _, producers := range []int{1, 8} {
+			name := fmt.Sprintf("producers=%d/size=200/flush=end", producers)
+			if flushEach {
+				name = fmt.Sprintf("producers=%d/size=200/flush=op", producers)
+			}
+			b.Run(name, func(b *testing.B) {
+				buf := openBuffer(b, "", Options{})
+				runBuffer(b, buf)
+				p := make([]byte, 200)
+				b.ReportAllocs()
+				b.SetBytes(recordsPerOp * int64(len(p)))
+				for b.Loop() {
+					var wg sync.WaitGroup
+					for range producers {
+						wg.Go(func() {
+							for range recordsPerOp / producers {
+								if err := appendWaiting(buf, p); err != nil {
+									b.Error(err)
+									return
+								}
 							}
+						})
+					}
+					wg.Wait()
+					if flushEach {
+						if err := buf.Flush(context.Background()); err != nil {
+							b.Fatal(err)
 						}
-					})
+					}
 				}
-				wg.Wait()
 				if err := buf.Flush(context.Background()); err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric(float64(b.N*recordsPerOp)/b.Elapsed().Seconds(), "records/s")
-			s := buf.Stats()
-			b.ReportMetric(float64(s.Committed)/float64(s.Commits), "records/commit")
-		})
+				b.ReportMetric(float64(b.N*recordsPerOp)/b.Elapsed().Seconds(), "records/s")
+				s := buf.Stats()
+				b.ReportMetric(float64(s.Committed)/float64(s.Commits), "records/commit")
+			})
+		}
+	}
+}
+
+// appendWaiting appends p, waiting for the next commit whenever the queue is full.
+func appendWaiting(buf *Buffer, p []byte) error {
+	for {
+		h := buf.Head()
+		err := buf.Append(p)
+		if !errors.Is(err, ErrQueueFull) {
+			return err
+		}
+		if err := buf.Wait(context.Background(), h); err != nil {
+			return err
+		}
 	}
 }
 
@@ -93,18 +121,8 @@ func BenchmarkBuffer_SteadyState(b *testing.B) {
 		b.SetBytes(recordsPerOp * int64(len(p)))
 		for b.Loop() {
 			for range recordsPerOp {
-				for {
-					h := buf.Head()
-					err := buf.Append(p)
-					if err == nil {
-						break
-					}
-					if !errors.Is(err, ErrQueueFull) {
-						b.Fatal(err)
-					}
-					if err := buf.Wait(ctx, h); err != nil {
-						b.Fatal(err)
-					}
+				if err := appendWaiting(buf, p); err != nil {
+					b.Fatal(err)
 				}
 			}
 		}

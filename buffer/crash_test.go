@@ -137,6 +137,7 @@ func runChild(t *testing.T, mode, path string, onLine func(line string, cmd *exe
 func TestBuffer_Crash(t *testing.T) {
 	path := tempPath(t)
 	for round := range 4 {
+		start := time.Now()
 		killAfter := 3 + rand.IntN(40)
 		var heads []uint64
 		killed := false
@@ -182,7 +183,7 @@ func TestBuffer_Crash(t *testing.T) {
 			}
 		}
 		checkStateAgrees(t, b)
-		t.Logf("round %d: killed after %d heads (last %d); file head %d cursor %d", round, len(heads), heads[len(heads)-1], head, cursor)
+		t.Logf("round %d: killed after %d heads (last %d); file head %d cursor %d; %v", round, len(heads), heads[len(heads)-1], head, cursor, time.Since(start))
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}

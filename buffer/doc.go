@@ -35,7 +35,7 @@
 // ReadAfter runs its callback inside a bbolt read transaction. The payload it gets points into
 // the memory-mapped file: it is valid only until the callback returns and must not be modified.
 // Keep the callback short and copy what you keep: while a read transaction is open the writer
-// cannot remap the file to grow it, so a slow callback stalls every commit, and a callback that
+// cannot remap the file to grow it, so a slow callback can stall commits, and a callback that
 // calls the Buffer's methods may deadlock.
 //
 // Options.NoSync skips fsync on commit and on Ack. A crash of the process still loses nothing the

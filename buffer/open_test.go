@@ -15,11 +15,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// fillFile creates a closed buffer file at path holding n 200-byte entries, committed in many
-// transactions so the file has many data pages.
+// fillFile creates a closed buffer file at path holding n 200-byte entries. It skips fsync: the
+// file is a fixture, closed cleanly.
 func fillFile(t testing.TB, path string, n uint64) {
 	t.Helper()
-	b, err := Open(path, Options{MaxBatch: 100, QueueLen: int(n)}, testLog(t))
+	b, err := Open(path, Options{QueueLen: int(n), NoSync: true}, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

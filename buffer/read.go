@@ -59,7 +59,7 @@ func (b *Buffer) Ack(through uint64) error {
 		head, _ := u64(meta.Get(keyHead))
 		cursor, _ := u64(meta.Get(keyCursor))
 		if through > head {
-			return fmt.Errorf("ack %d is beyond head %d", through, head)
+			return fmt.Errorf("seq %d is beyond head %d", through, head)
 		}
 		if through <= cursor {
 			return nil
