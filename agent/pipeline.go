@@ -37,6 +37,9 @@ type deviceSink struct {
 }
 
 func newDeviceSink(dev drivers.Device, out appender, counts *counters, log *slog.Logger) *deviceSink {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &deviceSink{dev: dev, out: out, counts: counts, log: log.With("device", dev.Name),
 		rec: record.Record{Fields: make([]record.Field, 0, len(dev.Tags))}}
 }
