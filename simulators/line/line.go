@@ -163,7 +163,7 @@ type Machine struct {
 	CycleTimeMs uint16
 	// IdealCycleTimeMs is the machine's design cycle time.
 	IdealCycleTimeMs uint16
-	// AlarmCode is non-zero only while Down: the failure's code (see AlarmCodes).
+	// AlarmCode is non-zero only while Down: the failure's code (simulators/README.md lists them).
 	AlarmCode uint16
 	// Queue is the number of parts in the machine's input buffer; always 0 for machine 1, which
 	// draws from an unlimited supply.
@@ -177,8 +177,9 @@ var idealCycles = [...]time.Duration{
 	2200 * time.Millisecond, 1600 * time.Millisecond, 2400 * time.Millisecond,
 }
 
-// AlarmCodes are the failure codes a Down machine reports, drawn uniformly. It never changes.
-var AlarmCodes = [...]uint16{
+// alarmCodes are the failure codes a Down machine reports, drawn uniformly; simulators/README.md
+// lists them. It never changes.
+var alarmCodes = [...]uint16{
 	101, // spindle overload
 	102, // tool breakage
 	203, // coolant level low
@@ -363,7 +364,7 @@ func (l *Line) move(i int, dt time.Duration) {
 		m.ttf -= dt
 		if m.ttf <= 0 {
 			m.state = Down
-			m.alarm = AlarmCodes[m.rng.IntN(len(AlarmCodes))]
+			m.alarm = alarmCodes[m.rng.IntN(len(alarmCodes))]
 			m.remaining = max(l.exp(m, l.cfg.MTTR), l.cfg.Step)
 			m.ttf = l.timeToFailure(m)
 			return

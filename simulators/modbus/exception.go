@@ -17,6 +17,7 @@ const (
 	GatewayTargetFailed Exception = 0x0B
 )
 
+// Error returns the code and its name from the specification.
 func (e Exception) Error() string {
 	switch e {
 	case IllegalFunction:
@@ -46,6 +47,7 @@ const (
 	InputRegisters   Table = 4
 )
 
+// String returns the table's name, as in the specification.
 func (t Table) String() string {
 	switch t {
 	case Coils:

@@ -12,20 +12,20 @@ import (
 // take two registers, high word first (ABCD), except HoldingPressure, which is word-swapped
 // (CDAB) on purpose so that clients exercise both orders.
 const (
-	HoldingState          = 0  // uint16, line.State
-	HoldingTick           = 1  // uint32 ABCD, 1-2
-	HoldingPartsTotal     = 3  // uint32 ABCD, 3-4
-	HoldingGoodTotal      = 5  // uint32 ABCD, 5-6
-	HoldingRejectTotal    = 7  // uint32 ABCD, 7-8
-	HoldingPartsTotal16   = 9  // uint16, parts mod 65536
-	HoldingTemperature    = 10 // float32 ABCD, 10-11, °C
-	HoldingPressure       = 12 // float32 CDAB (low word first), 12-13, bar
-	HoldingCycleTimeMs    = 14 // uint16
-	HoldingIdealCycleMs   = 15 // uint16
-	HoldingAlarmCode      = 16 // uint16
-	HoldingSpindleSpeed   = 17 // int32 ABCD, 17-18, rpm
-	HoldingTemperatureX10 = 19 // int16, °C × 10 rounded
-	// HoldingSize: 20..HoldingSize-1 read as 0; from HoldingSize on, exception 2.
+	HoldingState            = 0  // uint16, line.State
+	HoldingTick             = 1  // uint32 ABCD, 1-2
+	HoldingPartsTotal       = 3  // uint32 ABCD, 3-4
+	HoldingGoodTotal        = 5  // uint32 ABCD, 5-6
+	HoldingRejectTotal      = 7  // uint32 ABCD, 7-8
+	HoldingPartsTotal16     = 9  // uint16, parts mod 65536
+	HoldingTemperature      = 10 // float32 ABCD, 10-11, °C
+	HoldingPressure         = 12 // float32 CDAB (low word first), 12-13, bar
+	HoldingCycleTimeMs      = 14 // uint16
+	HoldingIdealCycleTimeMs = 15 // uint16
+	HoldingAlarmCode        = 16 // uint16
+	HoldingSpindleSpeed     = 17 // int32 ABCD, 17-18, rpm
+	HoldingTemperatureX10   = 19 // int16, °C × 10 rounded
+	// HoldingSize is the size of the holding table: 20..99 read as 0, 100 on is exception 2.
 	HoldingSize = 100
 
 	InputTemperatureX10 = 0 // int16, °C × 10 rounded
@@ -112,7 +112,7 @@ func encodeHolding(m *line.Machine, regs []uint16) {
 	p := math.Float32bits(m.Pressure)
 	regs[HoldingPressure], regs[HoldingPressure+1] = uint16(p), uint16(p>>16)
 	regs[HoldingCycleTimeMs] = m.CycleTimeMs
-	regs[HoldingIdealCycleMs] = m.IdealCycleTimeMs
+	regs[HoldingIdealCycleTimeMs] = m.IdealCycleTimeMs
 	regs[HoldingAlarmCode] = m.AlarmCode
 	put32(regs[HoldingSpindleSpeed:], uint32(m.SpindleSpeed))
 	regs[HoldingTemperatureX10] = uint16(temperatureX10(m.Temperature))

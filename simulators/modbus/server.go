@@ -18,9 +18,10 @@ type Options struct {
 	// Logger receives connection events at Debug and dropped malformed streams at Info. Nil
 	// means no logging.
 	Logger *slog.Logger
-	// OnRequest, when set, observes every answered request after its response was written. It
-	// is called from connection goroutines, concurrently, and must not block: the connection
-	// waits for it.
+	// OnRequest, when set, observes every answered request once its response was written
+	// (never one whose write failed). It is called from connection goroutines, concurrently, so
+	// a client may hold an answer before its observer runs; order requests by Request.At. It
+	// must not block: the connection waits for it.
 	OnRequest func(Request)
 	// Now stamps Request.At. Nil means time.Now.
 	Now func() time.Time
@@ -38,8 +39,10 @@ type Request struct {
 	// Values are the registers or bits (0 or 1) sent, a copy the observer may keep; nil on an
 	// exception.
 	Values []uint16
-	// At is when the response was written to the connection. The client may still lose it if
-	// the connection drops before it reads.
+	// At is when the response was handed to the connection, just before the write. Requests
+	// answered one after the other, even on different connections, have increasing At (with the
+	// default Options.Now, which carries a monotonic reading). The client may still lose the
+	// answer if the connection drops before it reads.
 	At time.Time
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // MBAP header (Modbus Messaging on TCP/IP v1.0b, 3.1.3): transaction id, protocol id (0 for
@@ -61,15 +62,21 @@ func (s *Server) serveTCP(ctx context.Context, rw io.ReadWriter) error {
 			return err
 		}
 		binary.BigEndian.PutUint16(out[4:], uint16(len(out)-6))
+		// Stamped before the write: once a client holds an answer, any request it sends next is
+		// stamped later, whichever connection carries it and whenever the observers run.
+		var at time.Time
+		if s.onRequest != nil {
+			at = s.now()
+		}
 		if _, err := rw.Write(out); err != nil {
 			return fmt.Errorf("write response: %w", err)
 		}
-		s.observe(sv)
+		s.observe(sv, at)
 	}
 }
 
-// observe hands sv to the OnRequest observer with a copy of its values.
-func (s *Server) observe(sv served) {
+// observe hands sv, answered at at, to the OnRequest observer with a copy of its values.
+func (s *Server) observe(sv served, at time.Time) {
 	if s.onRequest == nil {
 		return
 	}
@@ -79,7 +86,7 @@ func (s *Server) observe(sv served) {
 		Address:   sv.addr,
 		Quantity:  sv.qty,
 		Exception: sv.exception,
-		At:        s.now(),
+		At:        at,
 	}
 	if sv.values != nil {
 		r.Values = append([]uint16(nil), sv.values...)

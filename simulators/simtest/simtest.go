@@ -77,7 +77,7 @@ type Options struct {
 // TickRead is one value of the tick (holding registers 1-2) that the server sent.
 type TickRead struct {
 	Tick uint32
-	At   time.Time // when the response was written
+	At   time.Time // when the response was handed to the connection (Request.At)
 }
 
 // Sim is a running simulator. Its methods are safe for concurrent use.
@@ -178,9 +178,14 @@ func (s *Sim) Snapshot(machine int, tick uint32) (m Machine, ok bool) {
 	return m, ok
 }
 
-// TickReads returns, in the order they were written, the tick values the server sent for machine
-// in responses that covered both holding registers 1 and 2; the newest Options.History of them.
-// Exceptions and partial reads of the pair are not included. The slice is a copy.
+// TickReads returns the tick values the server sent for machine in responses that covered both
+// holding registers 1 and 2, ordered by the time each was written (TickRead.At), the newest
+// Options.History of them. Exceptions, partial reads of the pair and failed writes are not
+// included. The slice is a copy.
+//
+// A read is recorded just after its response was written, so a client may hold the answer a
+// moment before TickReads lists it (poll with a deadline), and a read that the client lost to a
+// dropped connection after the write may still be listed.
 func (s *Sim) TickReads(machine int) []TickRead {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,6 +226,11 @@ func (s *Sim) observe(r Request) {
 		tick := uint32(r.Values[tickHi-r.Address])<<16 | uint32(r.Values[tickLo-r.Address])
 		s.mu.Lock()
 		reads := append(s.reads[r.Unit-1], TickRead{Tick: tick, At: r.At})
+		// Observers of different connections may run out of order; keep the slice in the order
+		// the answers were written (almost always already the case: one step at most).
+		for i := len(reads) - 1; i > 0 && reads[i].At.Before(reads[i-1].At); i-- {
+			reads[i], reads[i-1] = reads[i-1], reads[i]
+		}
 		if len(reads) >= 2*s.max {
 			// Drop the oldest in bulk, so that a full history costs O(1) per read.
 			reads = append(reads[:0], reads[len(reads)-s.max:]...)

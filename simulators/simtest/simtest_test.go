@@ -105,6 +105,15 @@ func TestStart_Manual(t *testing.T) {
 			}
 		}
 	}
+	// A read is recorded just after its response is written: the client may be faster.
+	waitFor(t, 5*time.Second, func() error {
+		for unit := 1; unit <= 3; unit++ {
+			if n := len(sim.TickReads(unit)); n != 3 {
+				return fmt.Errorf("unit %d: %d TickReads, want 3", unit, n)
+			}
+		}
+		return nil
+	})
 	if got := sim.Tick(); got != 3010 {
 		t.Errorf("Tick() = %d, want 3010", got)
 	}
@@ -147,10 +156,13 @@ func TestStart_Paced(t *testing.T) {
 		}
 		return nil
 	})
-	reads := sim.TickReads(2)
-	if len(reads) != len(got) {
-		t.Fatalf("%d TickReads, want the %d reads made", len(reads), len(got))
-	}
+	var reads []simtest.TickRead
+	waitFor(t, 5*time.Second, func() error {
+		if reads = sim.TickReads(2); len(reads) != len(got) {
+			return fmt.Errorf("%d TickReads, want the %d reads made", len(reads), len(got))
+		}
+		return nil
+	})
 	for i, r := range reads {
 		if r.Tick != got[i] || (i > 0 && (r.Tick < reads[i-1].Tick || r.At.Before(reads[i-1].At))) {
 			t.Fatalf("TickReads[%d] = %+v, want tick %d, in order", i, r, got[i])
@@ -200,9 +212,12 @@ func TestStart_History(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(sim.TickReads(1)); n != 10 {
-		t.Errorf("%d TickReads kept, want the newest 10", n)
-	}
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(sim.TickReads(1)); n != 10 {
+			return fmt.Errorf("%d TickReads kept, want the newest 10", n)
+		}
+		return nil
+	})
 }
 
 func TestStart_TickWrap(t *testing.T) {
@@ -242,17 +257,20 @@ func TestStart_TickReads_Partial(t *testing.T) {
 	if _, err := c.ReadInputRegisters(2, 2); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if observed != len(reads)+1 {
+			return fmt.Errorf("OnRequest saw %d requests, want %d", observed, len(reads)+1)
+		}
+		return nil
+	})
 	var ticks []uint32
 	for _, r := range sim.TickReads(1) {
 		ticks = append(ticks, r.Tick)
 	}
 	if diff := cmp.Diff([]uint32{70_000, 70_000, 70_000}, ticks); diff != "" {
 		t.Errorf("TickReads (-want +got):\n%s", diff)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if observed != len(reads)+1 {
-		t.Errorf("OnRequest saw %d requests, want %d", observed, len(reads)+1)
 	}
 }
 
