@@ -101,3 +101,20 @@ func BenchmarkDriver_Cycle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeRegisters is the decode of one full 125-register read into 62 samples.
+func BenchmarkDecodeRegisters(b *testing.B) {
+	var fields []field
+	for i := 0; i < 62; i++ {
+		fields = append(fields, field{tag: i, off: uint16(2 * i), typ: valueType(2 + i%5), order: byteOrder(i % 4)})
+	}
+	samples := badSamples(len(fields))
+	data := make([]byte, 250)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := decodeRegisters(samples, fields, 125, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -156,7 +156,7 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Reasons for bad samples. Constant strings, so that a bad cycle allocates nothing.
+// Reasons for bad samples: constant strings, so that marking samples bad allocates nothing.
 const (
 	reasonTimeout     = "timeout"
 	reasonUnreachable = "unreachable"
