@@ -33,6 +33,7 @@ type Agent struct {
 	pub     *publish.Publisher
 	devices []device
 	counts  counters
+	stats   statsState
 }
 
 type device struct {
@@ -99,6 +100,8 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		MinBackoff:    cfg.MQTT.ReconnectMin,
 		MaxBackoff:    cfg.MQTT.ReconnectMax,
 		Grace:         cfg.MQTT.ShutdownGrace,
+		StatsInterval: 10 * time.Second, // TODO(#3): mqtt.stats_interval
+		StatsPayload:  a.appendStats,
 	}, log)
 	if err != nil {
 		buf.Close()

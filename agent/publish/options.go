@@ -49,6 +49,11 @@ type Options struct {
 	// acknowledged; zero means 5s.
 	Grace time.Duration
 
+	// StatsInterval is the period of the gateway stats message; zero sends none. StatsPayload
+	// appends its JSON to dst; it is called from the publisher's goroutine while a session is up.
+	StatsInterval time.Duration
+	StatsPayload  func(dst []byte) []byte
+
 	// Now stamps status messages; nil means time.Now.
 	Now func() time.Time
 }

@@ -45,6 +45,7 @@ type Publisher struct {
 	log    *slog.Logger
 	topics *topics
 	status string // status topic
+	stats  string // stats topic
 
 	lastSession uint64 // number of the last session the broker accepted; only Run's goroutine
 
@@ -75,7 +76,8 @@ func New(src Source, opts Options, log *slog.Logger) (*Publisher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Publisher{src: src, opts: o, log: log, topics: t,
-		status: "floorlink/v1/" + o.Site + "/gateway/" + o.Gateway + "/status"}
+		status: "floorlink/v1/" + o.Site + "/gateway/" + o.Gateway + "/status",
+		stats:  "floorlink/v1/" + o.Site + "/gateway/" + o.Gateway + "/stats"}
 	p.acked.Store(src.Cursor())
 	p.lastSession = o.LastSession
 	return p, nil
@@ -83,6 +85,9 @@ func New(src Source, opts Options, log *slog.Logger) (*Publisher, error) {
 
 // StatusTopic is where the retained online/offline status goes.
 func (p *Publisher) StatusTopic() string { return p.status }
+
+// StatsTopic is where the periodic gateway stats go (QoS 0, not retained, not buffered).
+func (p *Publisher) StatsTopic() string { return p.stats }
 
 // Stats returns the current counters; safe to call from any goroutine.
 func (p *Publisher) Stats() Stats {
@@ -252,6 +257,13 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 	max := p.opts.MaxInflight
 	window := make([]slot, 0, max) // FIFO: window[0] is the oldest
 	spare := make([][]byte, 0, max)
+	var statsC <-chan time.Time
+	if p.opts.StatsInterval > 0 && p.opts.StatsPayload != nil {
+		tk := time.NewTicker(p.opts.StatsInterval)
+		defer tk.Stop()
+		statsC = tk.C
+	}
+	var statsBuf []byte
 	var (
 		dec      record.Decoder
 		rec      record.Record
@@ -338,6 +350,11 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		case <-done:
 			stopping, done = true, nil
 			graceC = time.After(p.opts.Grace)
+		case <-statsC:
+			// QoS 0 and fresh bytes each time: paho keeps the payload, and a stale figure is
+			// worth nothing after a reconnect.
+			statsBuf = p.opts.StatsPayload(statsBuf[:0])
+			client.Publish(p.stats, 0, false, append([]byte(nil), statsBuf...))
 		case <-graceC:
 			p.log.Warn("shutdown grace ended with messages unacknowledged", "in_flight", len(window), "session", session)
 			return nil
