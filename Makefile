@@ -1,8 +1,13 @@
-# Floorlink: `make test` is what CI runs (.ci/run); `make demo` is the first thing to try.
+# Floorlink. `make test` is what CI runs (.ci/run); `make demo` is the first thing to try.
 GO ?= go
 PKGS := ./...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The three gateway targets: os/arch[/arm version].
+PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
 
-.PHONY: deps test vet build bench clean
+.PHONY: deps test vet build bench demo clean
 
 deps:
 	./scripts/deps.sh
@@ -13,8 +18,21 @@ vet:
 test: deps vet
 	$(GO) test -race -timeout 20m $(PKGS)
 
+demo:
+	$(GO) run ./cmd/floorlink-demo -c configs/demo.yaml
+
+# Static binaries (no cgo) of the agent and plcsim for every gateway target, in dist/.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+	@mkdir -p dist
+	@for p in $(PLATFORMS); do \
+		os=$$(echo $$p | cut -d/ -f1); arch=$$(echo $$p | cut -d/ -f2); arm=$$(echo $$p | cut -d/ -f3); \
+		suffix=$$os-$$arch$${arm:+v$$arm}; \
+		for cmd in floorlink plcsim; do \
+			echo "build dist/$$cmd-$$suffix"; \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+				-o dist/$$cmd-$$suffix ./cmd/$$cmd || exit 1; \
+		done; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

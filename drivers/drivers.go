@@ -119,8 +119,9 @@ const (
 	EventConnected EventKind = "connected"
 	// EventDisconnected: the connection was lost or could not be made; Err says why.
 	EventDisconnected EventKind = "disconnected"
-	// EventFault: the device answered but something is wrong (a Modbus exception, a malformed
-	// reply); the connection stays up.
+	// EventFault: the device answered but something is wrong: a Modbus exception (the
+	// connection stays up) or a malformed reply (the driver closes the connection, whose framing
+	// it can no longer trust, and redials on the next read).
 	EventFault EventKind = "fault"
 )
 

@@ -7,6 +7,8 @@ set -euo pipefail
 # Debian packages: name=version. Mosquitto is the broker the tests start on a free loopback port.
 debs=(
 	"mosquitto=2.0.11-1.2+deb12u2"
+	# qemu-user runs the arm and arm64 builds in the cross-build smoke test.
+	"qemu-user-static=1:7.2+dfsg-7+deb12u18+b3"
 )
 
 missing=()
