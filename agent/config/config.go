@@ -1,198 +1,221 @@
-// Package config turns Floorlink's YAML file into Go types: strict decoding (an unknown key is an
-// error), defaults, and errors that name the file, line and field.
-//
-// It describes the file, not the parts: it imports nothing of Floorlink's, and the agent maps
-// these types onto each part's options. Each part validates its own options; the agent adds the
-// file position of the field a part complains about from Positions.
 package config
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
 	"os"
+	"strconv"
 	"time"
 
-	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 )
 
-// File is one configuration file.
+// File is one configuration file, decoded, with defaults applied. Parse fills every field; a
+// field whose value was wrong keeps its zero value or its default, and the problem is in the
+// *Error returned with the File.
+//
+// A File is not modified after Parse returns and is safe for concurrent reads.
 type File struct {
-	// Path is where the file was read from; set by Load.
-	Path string `yaml:"-"`
+	// Path is the file's name as given to Load or Parse; problems name it.
+	Path string `yaml:"-" json:"-"`
 
-	Gateway Gateway  `yaml:"gateway"`
-	MQTT    MQTT     `yaml:"mqtt"`
-	Buffer  Buffer   `yaml:"buffer"`
-	Devices []Device `yaml:"devices"`
+	Gateway Gateway  `yaml:"gateway" json:"gateway"`
+	MQTT    MQTT     `yaml:"mqtt" json:"mqtt"`
+	Buffer  Buffer   `yaml:"buffer" json:"buffer"`
+	Devices []Device `yaml:"devices" json:"devices"`
+	Assets  []Asset  `yaml:"assets" json:"assets"`
+	HTTP    HTTP     `yaml:"http" json:"http"`
+
+	pos *positions // a pointer, so that printing a File does not print the table
 }
 
-// Gateway identifies this gateway and where it keeps its data.
+// Gateway identifies this gateway, places it in the plant, and says where it keeps its data.
 type Gateway struct {
-	// ID is unique per plant; it names the MQTT client, the topic subtree and every message.
-	ID string `yaml:"id"`
+	// ID names the MQTT client, the topic subtree and every message; unique per plant.
+	ID string `yaml:"id" json:"id"`
 	// Site, Area and Line place the gateway in the ISA-95 hierarchy and in topics.
-	Site string `yaml:"site"`
-	Area string `yaml:"area"`
-	Line string `yaml:"line"`
-	// DataDir holds the buffer file; default "./data". Relative paths are relative to the
-	// working directory.
-	DataDir string `yaml:"data_dir"`
+	Site string `yaml:"site" json:"site"`
+	Area string `yaml:"area" json:"area"`
+	Line string `yaml:"line" json:"line"`
+	// DataDir is absolute: a relative data_dir is resolved against the directory of the
+	// config file, so the agent finds its buffer whatever its working directory.
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// Timezone is the IANA name of the plant's zone, and Location the zone itself (never nil
+	// in a File from Parse).
+	Timezone string         `yaml:"timezone" json:"timezone"`
+	Location *time.Location `yaml:"-" json:"-"`
 }
 
-// MQTT is the broker connection.
+// MQTT is the broker connection and the shape of what is published.
 type MQTT struct {
-	Brokers       []string      `yaml:"brokers"`
-	ClientID      string        `yaml:"client_id"`
-	Username      string        `yaml:"username"`
-	Password      string        `yaml:"password"`
-	TopicTemplate string        `yaml:"topic_template"`
-	MaxInflight   int           `yaml:"max_inflight"`
-	KeepAlive     time.Duration `yaml:"keep_alive"`
+	// Brokers are tried in turn: "tcp://host:port" or "mqtt://host:port".
+	Brokers  []string `yaml:"brokers" json:"brokers"`
+	ClientID string   `yaml:"client_id" json:"client_id"`
+	Username string   `yaml:"username" json:"username"`
+	// Password comes from the password key or from the file named by PasswordFile (absolute
+	// once parsed); at most one of the two is set in the file.
+	Password      Secret `yaml:"password" json:"password"`
+	PasswordFile  string `yaml:"password_file" json:"password_file"`
+	Format        string `yaml:"format" json:"format"`
+	TopicTemplate string `yaml:"topic_template" json:"topic_template"`
+	MaxInflight   int    `yaml:"max_inflight" json:"max_inflight"`
+
+	KeepAlive      time.Duration `yaml:"keep_alive" json:"keep_alive"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout" json:"connect_timeout"`
 	// ReconnectMin and ReconnectMax bound the wait between connection attempts.
-	ReconnectMin time.Duration `yaml:"reconnect_min"`
-	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	ReconnectMin time.Duration `yaml:"reconnect_min" json:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max" json:"reconnect_max"`
 	// ShutdownGrace bounds the wait for acknowledgements of the messages in flight at stop.
-	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	ShutdownGrace time.Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
+	// StatsInterval is the period of the gateway stats message; zero disables it.
+	StatsInterval time.Duration `yaml:"stats_interval" json:"stats_interval"`
 }
 
 // Buffer is the durable record queue.
 type Buffer struct {
-	// Sync is "always" (default: every commit is fsynced) or "none" (for SD-card gateways: may
-	// lose the last commit on power loss).
-	Sync string `yaml:"sync"`
-	// CommitInterval is the least time between two commits; default 0 (commit as soon as the
-	// previous commit ends).
-	CommitInterval time.Duration `yaml:"commit_interval"`
+	// MaxBytes is the most the buffer file may grow to; the oldest records go first.
+	MaxBytes int64 `yaml:"max_bytes" json:"max_bytes"`
+	// MaxAge is the age past which a record is dropped unsent.
+	MaxAge time.Duration `yaml:"max_age" json:"max_age"`
+	// Sync is "always" (every commit is fsynced) or "none" (SD-card gateways: a power loss may
+	// lose the last commits).
+	Sync string `yaml:"sync" json:"sync"`
+	// CommitInterval is the least time between two commits; zero commits as soon as the
+	// previous commit ends.
+	CommitInterval time.Duration `yaml:"commit_interval" json:"commit_interval"`
 }
 
 // Device is one PLC endpoint.
 type Device struct {
-	Name         string        `yaml:"name"`
-	Protocol     string        `yaml:"protocol"`
-	Address      string        `yaml:"address"`
-	UnitID       int           `yaml:"unit_id"`
-	PollInterval time.Duration `yaml:"poll_interval"`
-	Timeout      time.Duration `yaml:"timeout"`
-	Tags         []Tag         `yaml:"tags"`
+	Name     string `yaml:"name" json:"name"`
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// Address is host:port for modbus-tcp and a serial device path for modbus-rtu.
+	Address string `yaml:"address" json:"address"`
+	UnitID  int    `yaml:"unit_id" json:"unit_id"`
+	// Serial is the line setting of a modbus-rtu port (defaults applied); nil for modbus-tcp.
+	Serial       *Serial       `yaml:"serial" json:"serial"`
+	PollInterval time.Duration `yaml:"poll_interval" json:"poll_interval"`
+	Timeout      time.Duration `yaml:"timeout" json:"timeout"`
+	// Area and Line place the device's topics; they are the gateway's unless overridden.
+	Area string `yaml:"area" json:"area"`
+	Line string `yaml:"line" json:"line"`
+	Tags []Tag  `yaml:"tags" json:"tags"`
 }
 
-// Tag is one signal of a device.
+// Serial is the line setting of an RS-485/RS-232 port. Every device on one port has the same.
+type Serial struct {
+	Baud     int    `yaml:"baud" json:"baud"`
+	DataBits int    `yaml:"data_bits" json:"data_bits"`
+	Parity   string `yaml:"parity" json:"parity"`
+	StopBits int    `yaml:"stop_bits" json:"stop_bits"`
+}
+
+// Tag is one signal of a device. Address, Type and ByteOrder belong to the device's driver,
+// which checks them; the agent places its complaints with File.Pos.
 type Tag struct {
-	Name      string   `yaml:"name"`
-	Address   string   `yaml:"address"`
-	Type      string   `yaml:"type"`
-	ByteOrder string   `yaml:"byte_order"`
-	Scale     *float64 `yaml:"scale"`
-	Offset    float64  `yaml:"offset"`
-	Unit      string   `yaml:"unit"`
+	Name      string `yaml:"name" json:"name"`
+	Address   string `yaml:"address" json:"address"`
+	Type      string `yaml:"type" json:"type"`
+	ByteOrder string `yaml:"byte_order" json:"byte_order"`
+	// Scale multiplies the raw value (never zero), then Offset is added.
+	Scale  float64 `yaml:"scale" json:"scale"`
+	Offset float64 `yaml:"offset" json:"offset"`
+	Unit   string  `yaml:"unit" json:"unit"`
+	// Deadband suppresses changes smaller than itself; zero publishes every cycle.
+	Deadband Deadband `yaml:"deadband" json:"deadband"`
+	// Heartbeat is the most time a tag under a deadband stays unpublished; zero means no limit.
+	Heartbeat time.Duration `yaml:"heartbeat" json:"heartbeat"`
 }
 
-// Load reads and decodes the file at path, applies defaults and checks what the file alone can
-// tell. Errors name the file and, where the decoder knows it, the line.
-func Load(path string) (*File, error) {
+// Asset is a machine whose KPIs are computed. Only its name is decoded for now; the rest of the
+// mapping is kept, with positions, for the KPI engine's issue.
+type Asset struct {
+	Name string `yaml:"name" json:"name"`
+
+	node ast.Node // the asset's mapping, for the decoder that will own the rest
+}
+
+// HTTP is the status and metrics listener.
+type HTTP struct {
+	// Listen is host:port; "" disables the listener.
+	Listen string `yaml:"listen" json:"listen"`
+}
+
+// Options change how a file is read. The zero value reads the process environment and the
+// real file system.
+type Options struct {
+	// LookupEnv resolves ${VAR}; nil means os.LookupEnv.
+	LookupEnv func(name string) (string, bool)
+	// ReadFile reads the files that *_file keys name (already made absolute); nil means
+	// os.ReadFile.
+	ReadFile func(name string) ([]byte, error)
+}
+
+// Load reads the file at path and parses it as Parse does. When the file cannot be read the
+// error is the *fs.PathError and the File is nil.
+func Load(path string, opts Options) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &Error{Path: path, Err: err}
+		return nil, err
 	}
-	return Parse(path, data)
+	return Parse(path, data, opts)
 }
 
-// Parse decodes data as if read from path.
-func Parse(path string, data []byte) (*File, error) {
-	f := &File{Path: path}
-	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.DisallowUnknownField(), yaml.Strict())
-	if err := dec.Decode(f); err != nil {
-		return nil, &Error{Path: path, Err: errors.New(yaml.FormatError(err, false, true))}
+// Parse decodes data as if read from path: path names the file in problems, and relative paths
+// in the file (data_dir, password_file) are resolved against its directory.
+//
+// When data is not valid YAML, Parse returns a nil File and an *Error with the syntax error.
+// Otherwise it returns a File and, if anything is wrong with it, an *Error listing every
+// problem found, sorted by position: the caller can run its own checks on the File and report
+// them together with Join.
+func Parse(path string, data []byte, opts Options) (*File, error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
 	}
-	f.applyDefaults()
-	if err := f.check(); err != nil {
-		return nil, &Error{Path: path, Err: err}
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
 	}
-	return f, nil
+	d := newDecoder(path, opts)
+	f := d.decode(data)
+	if f == nil {
+		return nil, Join(&File{Path: path}, d.problems...)
+	}
+	return f, Join(f, d.problems...)
 }
 
-func (f *File) applyDefaults() {
-	if f.Gateway.DataDir == "" {
-		f.Gateway.DataDir = "./data"
-	}
-	if f.Buffer.Sync == "" {
-		f.Buffer.Sync = "always"
-	}
-	for i := range f.Devices {
-		d := &f.Devices[i]
-		if d.PollInterval == 0 {
-			d.PollInterval = time.Second
-		}
-		if d.Timeout == 0 {
-			d.Timeout = 2 * time.Second
-		}
-	}
+// Deadband is the least change of a tag's value worth publishing before its heartbeat is due:
+// Value in the tag's scaled units or, when Percent, in percent of the last published value.
+// The zero Deadband publishes every cycle.
+type Deadband struct {
+	Value   float64
+	Percent bool
 }
 
-func (f *File) check() error {
-	var errs []error
-	bad := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+// IsZero reports whether d publishes every cycle.
+func (d Deadband) IsZero() bool { return d.Value == 0 }
+
+// String writes d as it is written in the file: "0.5" or "2%".
+func (d Deadband) String() string {
+	s := strconv.FormatFloat(d.Value, 'g', -1, 64)
+	if d.Percent {
+		s += "%"
 	}
-	if f.Gateway.ID == "" {
-		bad("gateway.id", "required")
-	}
-	if f.Gateway.Site == "" {
-		bad("gateway.site", "required")
-	}
-	if f.Gateway.Area == "" {
-		bad("gateway.area", "required")
-	}
-	if f.Gateway.Line == "" {
-		bad("gateway.line", "required")
-	}
-	if len(f.MQTT.Brokers) == 0 {
-		bad("mqtt.brokers", "at least one broker is required")
-	}
-	if f.Buffer.Sync != "always" && f.Buffer.Sync != "none" {
-		bad("buffer.sync", "%q is not one of always, none", f.Buffer.Sync)
-	}
-	names := map[string]int{}
-	for i, d := range f.Devices {
-		p := fmt.Sprintf("devices[%d]", i)
-		if d.Name == "" {
-			bad(p+".name", "required")
-		} else if j, dup := names[d.Name]; dup {
-			bad(p+".name", "%q is already the name of devices[%d]", d.Name, j)
-		} else {
-			names[d.Name] = i
-		}
-		if d.Name == f.Gateway.ID && d.Name != "" {
-			bad(p+".name", "%q is the gateway's id; a device needs a name of its own", d.Name)
-		}
-		if d.Protocol != "modbus-tcp" {
-			bad(p+".protocol", "%q is not supported (want modbus-tcp)", d.Protocol)
-		}
-		if d.PollInterval < 0 {
-			bad(p+".poll_interval", "must be positive")
-		}
-		tags := map[string]int{}
-		for k, t := range d.Tags {
-			tp := fmt.Sprintf("%s.tags[%d]", p, k)
-			if t.Name == "" {
-				bad(tp+".name", "required")
-			} else if j, dup := tags[t.Name]; dup {
-				bad(tp+".name", "%q is already the name of tags[%d]", t.Name, j)
-			} else {
-				tags[t.Name] = k
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return s
 }
 
-// Error is a problem with a configuration file.
-type Error struct {
-	Path string
-	Err  error
+// MarshalText writes d as String does.
+func (d Deadband) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// MarshalJSON writes an absolute deadband as a number and a percentage as a string ("2%").
+func (d Deadband) MarshalJSON() ([]byte, error) {
+	if d.Percent {
+		return []byte(strconv.Quote(d.String())), nil
+	}
+	return []byte(d.String()), nil
 }
 
-func (e *Error) Error() string { return e.Path + ": " + e.Err.Error() }
-
-func (e *Error) Unwrap() error { return e.Err }
+// MarshalYAML writes d as the file would: a number, or a string for a percentage.
+func (d Deadband) MarshalYAML() (any, error) {
+	if d.Percent {
+		return d.String(), nil
+	}
+	return d.Value, nil
+}

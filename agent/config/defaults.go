@@ -1,0 +1,146 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// field documents one key of the file. fields is the one place defaults live: the decoder
+// applies def when a key is missing (see mapping.scalar), and the reference in
+// docs/configuration.md is generated from this table and checked against it by a test, so the
+// code, the table and the docs cannot drift apart.
+type field struct {
+	path string // with [] for list items: "devices[].tags[].scale"
+	typ  string
+	// def is the default as YAML text, decoded like a value written in the file. Empty: no
+	// default (see note).
+	def string
+	// manual: the default depends on other keys, so the decoder applies it itself, and def
+	// (when set) is the value it uses.
+	manual bool
+	// note is shown instead of def in the reference: "required", or how a manual default is
+	// derived.
+	note string
+	rng  string // the values allowed, for the reference
+	doc  string // one line
+}
+
+// fields is read-only after start: it is the schema's table of defaults and docs.
+var fields = []field{
+	{path: "gateway", typ: "mapping", note: "required", doc: "Who this gateway is and where it keeps its data."},
+	{path: "gateway.id", typ: "string", note: "required", rng: "topic level", doc: "Unique id of the gateway in the plant: names the MQTT client, the topic subtree and every message."},
+	{path: "gateway.site", typ: "string", note: "required", rng: "topic level", doc: "ISA-95 site (the plant), the `{site}` of topics."},
+	{path: "gateway.area", typ: "string", note: "required", rng: "topic level", doc: "ISA-95 area, the `{area}` of topics; a device may override it."},
+	{path: "gateway.line", typ: "string", note: "required", rng: "topic level", doc: "ISA-95 line, the `{line}` of topics; a device may override it."},
+	{path: "gateway.data_dir", typ: "path", def: "./data", rng: "directory", doc: "Where the buffer file lives; relative to the directory of the config file."},
+	{path: "gateway.timezone", typ: "string", def: "UTC", rng: "IANA zone name, e.g. Asia/Seoul", doc: "The plant's time zone, for shifts and KPI windows (from the embedded tz database)."},
+
+	{path: "mqtt", typ: "mapping", note: "required", doc: "The broker connection and what is published."},
+	{path: "mqtt.brokers", typ: "list of URLs", note: "required", rng: "at least 1; `tcp://host:port` or `mqtt://host:port`", doc: "Brokers, tried in turn (failover, not load sharing)."},
+	{path: "mqtt.client_id", typ: "string", manual: true, note: "`floorlink-<gateway.id>`", rng: "UTF-8 without control characters", doc: "MQTT client id; must be unique on the broker. `\"\"` means the default."},
+	{path: "mqtt.username", typ: "string", note: "none", doc: "User name for the broker; none means anonymous."},
+	{path: "mqtt.password", typ: "secret", note: "none", rng: "not with `password_file`", doc: "Password for the broker, usually `${MQTT_PASSWORD}`; never printed or logged."},
+	{path: "mqtt.password_file", typ: "path", note: "none", rng: "not with `password`", doc: "File holding the password (one trailing newline is dropped), relative to the config file's directory."},
+	{path: "mqtt.format", typ: "string", def: "json", rng: "`json`", doc: "Payload encoding. Sparkplug B comes in a later release."},
+	{path: "mqtt.topic_template", typ: "string", def: "floorlink/v1/{site}/{area}/{line}/{source}/{kind}", rng: "placeholders `{gateway}` `{site}` `{area}` `{line}` `{source}` `{kind}`; `{source}` and `{kind}` required", doc: "Topic of each record; `{source}` is the device (or asset), `{kind}` is telemetry, kpi or event."},
+	{path: "mqtt.max_inflight", typ: "integer", def: "64", rng: "1 to 65535", doc: "QoS 1 messages sent and not yet acknowledged."},
+	{path: "mqtt.keep_alive", typ: "duration", def: "30s", rng: "1s to 18h12m15s, whole seconds", doc: "MQTT keep-alive; the broker sends the Last Will after 1.5 times this without traffic."},
+	{path: "mqtt.connect_timeout", typ: "duration", def: "10s", rng: "more than 0", doc: "Bound on one connection attempt."},
+	{path: "mqtt.reconnect_min", typ: "duration", def: "1s", rng: "more than 0", doc: "First wait between connection attempts; it doubles, with jitter, up to `reconnect_max`."},
+	{path: "mqtt.reconnect_max", typ: "duration", def: "30s", rng: "at least `reconnect_min`", doc: "Longest wait between connection attempts."},
+	{path: "mqtt.shutdown_grace", typ: "duration", def: "5s", rng: "more than 0", doc: "How long a stopping agent waits for the broker to acknowledge what is in flight."},
+	{path: "mqtt.stats_interval", typ: "duration", def: "10s", rng: "0 (off) or at least 1s", doc: "Period of the gateway stats message."},
+
+	{path: "buffer", typ: "mapping", note: "all defaults", doc: "The store-and-forward file that keeps every record until the broker has it."},
+	{path: "buffer.max_bytes", typ: "size", def: "512MiB", rng: "at least 1MiB; at most 512MiB on 32-bit gateways", doc: "Most the buffer file may grow to; when full, the oldest records are dropped and counted."},
+	{path: "buffer.max_age", typ: "duration", def: "168h", rng: "more than 0", doc: "Records older than this are dropped unsent."},
+	{path: "buffer.sync", typ: "string", def: "always", rng: "`always` or `none`", doc: "`always` fsyncs every commit; `none` spares SD cards but a power loss may lose the last commits."},
+	{path: "buffer.commit_interval", typ: "duration", def: "0s", rng: "0 to 1m", doc: "Least time between two commits (fewer fsyncs, more latency); 0 commits as soon as the previous one ends."},
+
+	{path: "devices", typ: "list of mappings", note: "none", doc: "The PLCs this gateway polls."},
+	{path: "devices[].name", typ: "string", note: "required", rng: "topic level; unique; not the gateway's id", doc: "The device's name in records, topics, logs and metrics."},
+	{path: "devices[].protocol", typ: "string", note: "required", rng: "`modbus-tcp` or `modbus-rtu`", doc: "How to talk to the device."},
+	{path: "devices[].address", typ: "string", note: "required", rng: "modbus-tcp: `host:port`; modbus-rtu: a serial device path like `/dev/ttyUSB0`", doc: "The connection. Devices with the same protocol and address share it (one bus)."},
+	{path: "devices[].unit_id", typ: "integer", def: "1", manual: true, note: "1 on modbus-tcp; required on modbus-rtu", rng: "modbus-tcp 0 to 255; modbus-rtu 1 to 247; unique on a bus", doc: "Modbus unit id of the device on its connection."},
+	{path: "devices[].serial", typ: "mapping", note: "modbus-rtu: all defaults", rng: "modbus-rtu only; the same on every device of a port", doc: "Line setting of the serial port."},
+	{path: "devices[].serial.baud", typ: "integer", def: "9600", rng: "1200, 2400, 4800, 9600, 19200, 38400, 57600 or 115200", doc: "Bits per second."},
+	{path: "devices[].serial.data_bits", typ: "integer", def: "8", rng: "7 or 8", doc: "Bits per character."},
+	{path: "devices[].serial.parity", typ: "string", def: "none", rng: "`none`, `even` or `odd`", doc: "Parity bit."},
+	{path: "devices[].serial.stop_bits", typ: "integer", def: "1", rng: "1 or 2", doc: "Stop bits."},
+	{path: "devices[].poll_interval", typ: "duration", def: "1s", rng: "at least 10ms", doc: "Time between the starts of two poll cycles."},
+	{path: "devices[].timeout", typ: "duration", def: "2s", rng: "more than 0, less than 60s", doc: "Bound on one request, including the dial of a new connection."},
+	{path: "devices[].area", typ: "string", manual: true, note: "`gateway.area`", rng: "topic level", doc: "Overrides the gateway's area in this device's topics."},
+	{path: "devices[].line", typ: "string", manual: true, note: "`gateway.line`", rng: "topic level", doc: "Overrides the gateway's line in this device's topics."},
+	{path: "devices[].tags", typ: "list of mappings", note: "required", rng: "at least 1", doc: "The signals read from the device."},
+	{path: "devices[].tags[].name", typ: "string", note: "required", rng: "1 to 255 bytes of UTF-8, no control characters; unique in the device", doc: "Key of the tag's value in every record."},
+	{path: "devices[].tags[].address", typ: "string", note: "required", rng: "the driver's grammar: `40001`, `400001`, `40001.3`, `hr:0`", doc: "Where the value is. Quote an address with leading zeros: `\"00001\"`."},
+	{path: "devices[].tags[].type", typ: "string", note: "required", rng: "the driver's types: `bool`, `int16`, `uint16`, `int32`, `uint32`, `float32`", doc: "Data type at the address."},
+	{path: "devices[].tags[].byte_order", typ: "string", note: "the driver's (`ABCD`)", rng: "`ABCD`, `CDAB`, `BADC`, `DCBA`", doc: "Order of the bytes of a multi-register value."},
+	{path: "devices[].tags[].scale", typ: "number", def: "1", rng: "finite, not 0", doc: "Multiplies the raw value."},
+	{path: "devices[].tags[].offset", typ: "number", def: "0", rng: "finite", doc: "Added after scaling."},
+	{path: "devices[].tags[].unit", typ: "string", note: "none", doc: "Engineering unit, e.g. `°C`; metadata only."},
+	{path: "devices[].tags[].deadband", typ: "number or percentage", def: "0", rng: "a number at least 0 (scaled units), or `\"N%\"` with N from 0 to 100 (of the last published value)", doc: "Changes smaller than this are not published; 0 publishes every cycle."},
+	{path: "devices[].tags[].heartbeat", typ: "duration", def: "0s", rng: "0 (none) or at least the device's `poll_interval`", doc: "Longest time a tag under a deadband goes unpublished."},
+
+	{path: "assets", typ: "list of mappings", note: "none", rng: "each with a unique `name` (topic level)", doc: "Machines whose KPIs are computed; only `name` is checked in this release."},
+	{path: "assets[].name", typ: "string", note: "required", rng: "topic level; unique among assets", doc: "The asset's name in records and topics."},
+
+	{path: "http", typ: "mapping", note: "all defaults", doc: "The status, health and metrics listener."},
+	{path: "http.listen", typ: "string", def: "127.0.0.1:9780", rng: "`host:port`, or `\"\"` to disable", doc: "Address to listen on; loopback by default."},
+}
+
+// lookupField returns the table entry of a generic path.
+func lookupField(path string) (field, bool) {
+	for _, f := range fields {
+		if f.path == path {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+// applied returns the default the decoder applies by itself when the key at path is missing.
+func applied(path string) (string, bool) {
+	f, ok := lookupField(path)
+	if !ok || f.manual || f.def == "" {
+		return "", false
+	}
+	return f.def, true
+}
+
+// manualDefault returns the value of a default the decoder applies itself.
+func manualDefault(path string) string {
+	f, _ := lookupField(path)
+	return f.def
+}
+
+// reference writes the field reference of docs/configuration.md: one table per top-level key.
+func reference() string {
+	var b strings.Builder
+	section := ""
+	for _, f := range fields {
+		top, _, _ := strings.Cut(f.path, ".")
+		top = strings.TrimSuffix(top, "[]")
+		if top != section {
+			if section != "" {
+				b.WriteString("\n")
+			}
+			section = top
+			fmt.Fprintf(&b, "### `%s`\n\n", top)
+			b.WriteString("| Key | Type | Default | Allowed | Description |\n|---|---|---|---|---|\n")
+		}
+		def := f.note
+		if def == "" || (f.def != "" && !f.manual) {
+			def = "`" + f.def + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.path, f.typ, def, cell(f.rng), f.doc)
+	}
+	return b.String()
+}
+
+func cell(s string) string {
+	if s == "" {
+		return "any"
+	}
+	return s
+}

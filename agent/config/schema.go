@@ -1,0 +1,520 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"time"
+	_ "time/tzdata" // gateways often run minimal images without /usr/share/zoneinfo
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// childKeys lists the keys of the mapping at a generic path, from the field table, in table
+// order (which is the order of the reference).
+func childKeys(path string) []string {
+	var keys []string
+	for _, f := range fields {
+		rest, ok := strings.CutPrefix(f.path, path)
+		if path != "" {
+			rest, ok = strings.CutPrefix(rest, ".")
+			ok = ok && strings.HasPrefix(f.path, path)
+		}
+		if ok && rest != "" && !strings.ContainsAny(rest, ".[") {
+			keys = append(keys, rest)
+		}
+	}
+	return keys
+}
+
+// file decodes the root mapping. Sections are decoded in an order that lets later ones use
+// earlier ones (devices inherit the gateway's area and line); problems are sorted afterwards.
+func (d *decoder) file(f *File, root ast.Node) {
+	m := d.mapping("", root, d.pos[""], childKeys(""))
+	section := func(key, missing string, decode func(*mapping)) {
+		sub := m.sub(key, childKeys(key))
+		if sub.present {
+			decode(sub)
+			return
+		}
+		if missing != "" && !m.failed(key) {
+			m.bad(key, "missing (want %s)", missing)
+		}
+		d.quietly(func() { decode(sub) })
+	}
+	section("gateway", "a mapping with id, site, area and line", func(m *mapping) { d.gateway(&f.Gateway, m) })
+	section("mqtt", "a mapping with at least brokers", func(m *mapping) { d.mqtt(&f.MQTT, m, &f.Gateway) })
+	section("buffer", "", func(m *mapping) { d.buffer(&f.Buffer, m) })
+	section("http", "", func(m *mapping) { d.http(&f.HTTP, m) })
+	for i, n := range m.list("devices") {
+		path := fmt.Sprintf("devices[%d]", i)
+		f.Devices = append(f.Devices, Device{})
+		d.item(path, n, childKeys("devices[]"), func(m *mapping) { d.device(&f.Devices[i], m, &f.Gateway) })
+	}
+	for i, n := range m.list("assets") {
+		path := fmt.Sprintf("assets[%d]", i)
+		a := Asset{node: unwrap(n)}
+		d.item(path, n, nil, func(m *mapping) {
+			m.level("name", &a.Name, true)
+			d.rawEntries(m)
+		})
+		f.Assets = append(f.Assets, a)
+	}
+	d.crossChecks(f)
+}
+
+// item decodes a list item as a mapping with decode. An item that is not a mapping is reported
+// once: its keys are then decoded quietly, for their defaults, not reported one by one as
+// missing.
+func (d *decoder) item(path string, n ast.Node, keys []string, decode func(*mapping)) {
+	at := d.pos[path] // recorded by mapping.list
+	if unwrap(n) == nil {
+		d.problem(at, path, "want a mapping, got nothing")
+	}
+	m := d.mapping(path, unwrap(n), at, keys)
+	if m.present {
+		decode(m)
+	} else {
+		d.quietly(func() { decode(m) })
+	}
+}
+
+// rawEntries records the positions under a mapping the decoder does not know yet (assets), so
+// that the code that will decode it can place its problems, and reports duplicate keys in it.
+func (d *decoder) rawEntries(m *mapping) {
+	for key, mv := range m.entries {
+		path := joinPath(m.path, key)
+		switch v := unwrap(mv.Value).(type) {
+		case *ast.MappingNode, *ast.MappingValueNode:
+			d.rawEntries(d.mapping(path, v, d.pos[path], nil))
+		case *ast.SequenceNode:
+			for i, item := range v.Values {
+				ip := fmt.Sprintf("%s[%d]", path, i)
+				d.pos[ip] = itemPos(v, i)
+				if _, ok := unwrap(item).(*ast.MappingNode); ok {
+					d.rawEntries(d.mapping(ip, unwrap(item), d.pos[ip], nil))
+				}
+			}
+		}
+	}
+}
+
+func (d *decoder) gateway(g *Gateway, m *mapping) {
+	m.level("id", &g.ID, true)
+	m.level("site", &g.Site, true)
+	m.level("area", &g.Area, true)
+	m.level("line", &g.Line, true)
+	var dir string
+	if m.str("data_dir", &dir) {
+		if dir == "" {
+			m.bad("data_dir", "want a directory, got \"\"")
+		} else {
+			g.DataDir = d.abs(dir)
+		}
+	}
+	g.Timezone, g.Location = "UTC", time.UTC
+	var tz string
+	if s, ok := m.strScalar("timezone"); ok {
+		tz = s.text
+		switch loc, err := time.LoadLocation(tz); {
+		case tz == "" || tz == "Local":
+			// LoadLocation takes both, but "" is UTC in disguise and Local is whatever the
+			// gateway's image says: shift boundaries must not move with an OS update.
+			m.bad("timezone", "want an IANA zone name like Asia/Seoul or UTC, got %s", s.what())
+		case err != nil:
+			m.bad("timezone", "unknown time zone %s (want an IANA zone name like Asia/Seoul or UTC)", s.what())
+		default:
+			g.Timezone, g.Location = tz, loc
+		}
+	}
+}
+
+// abs resolves a path from the file against the file's directory.
+func (d *decoder) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(d.dir, p)
+}
+
+func (d *decoder) mqtt(q *MQTT, m *mapping, g *Gateway) {
+	items := m.list("brokers")
+	if len(items) == 0 && !m.failed("brokers") {
+		if m.has("brokers") {
+			m.bad("brokers", "want at least one broker like tcp://127.0.0.1:1883")
+		} else {
+			m.bad("brokers", "required: at least one broker like tcp://127.0.0.1:1883")
+		}
+	}
+	for i, n := range items {
+		path := fmt.Sprintf("%s.brokers[%d]", m.path, i)
+		q.Brokers = append(q.Brokers, "")
+		s, ok := d.scalarOf(path, unwrap(n), "want a broker URL like tcp://127.0.0.1:1883")
+		if !ok {
+			continue
+		}
+		if msg := checkBroker(s); msg != "" {
+			d.problem(s.pos, path, "%s", msg)
+			continue
+		}
+		q.Brokers[i] = s.text
+	}
+
+	if m.str("client_id", &q.ClientID) && q.ClientID != "" {
+		if msg := checkText(q.ClientID); msg != "" {
+			m.bad("client_id", "%s", msg)
+		}
+	}
+	if q.ClientID == "" {
+		q.ClientID = "floorlink-" + g.ID
+	}
+	m.str("username", &q.Username)
+	d.password(q, m)
+
+	if s, ok := m.strScalar("format"); ok {
+		switch strings.ToLower(s.text) {
+		case "json":
+			q.Format = "json"
+		case "sparkplug", "sparkplug_b", "sparkplugb", "spbv1.0":
+			m.bad("format", "sparkplug is not supported yet (a later release adds it; want json)")
+		default:
+			m.bad("format", "unknown format %s (want json)", s.what())
+		}
+	}
+	if s, ok := m.strScalar("topic_template"); ok {
+		if msg := checkTopicTemplate(s.text); msg != "" {
+			m.bad("topic_template", "%s", msg)
+		} else {
+			q.TopicTemplate = s.text
+		}
+	}
+	m.integer("max_inflight", &q.MaxInflight, 1, 65535, "")
+	m.duration("keep_alive", &q.KeepAlive, "want 1s to 18h12m15s in whole seconds (MQTT counts keep-alive in seconds, up to 65535)",
+		func(v time.Duration) bool { return v >= time.Second && v <= 65535*time.Second && v%time.Second == 0 })
+	m.duration("connect_timeout", &q.ConnectTimeout, "want more than 0", positive)
+	m.duration("reconnect_min", &q.ReconnectMin, "want more than 0", positive)
+	if m.duration("reconnect_max", &q.ReconnectMax, "want more than 0", positive) &&
+		!m.failed("reconnect_min") && q.ReconnectMax < q.ReconnectMin {
+		m.bad("reconnect_max", "want at least reconnect_min (%v), got %v", q.ReconnectMin, q.ReconnectMax)
+		q.ReconnectMax = q.ReconnectMin
+	}
+	m.duration("shutdown_grace", &q.ShutdownGrace, "want more than 0", positive)
+	m.duration("stats_interval", &q.StatsInterval, "want 0 (off) or at least 1s",
+		func(v time.Duration) bool { return v == 0 || v >= time.Second })
+}
+
+func positive(v time.Duration) bool { return v > 0 }
+
+// password reads the secret from password or password_file. Nothing here may put the secret,
+// or any piece of it, in a message.
+func (d *decoder) password(q *MQTT, m *mapping) {
+	hasPW, hasFile := m.has("password"), m.has("password_file")
+	if hasPW && hasFile {
+		later := "password_file"
+		if p, f := m.posOf("password"), m.posOf("password_file"); p.line > f.line || p.line == f.line && p.col > f.col {
+			later = "password"
+		}
+		m.bad(later, "password and password_file are mutually exclusive: keep one")
+		return
+	}
+	if hasPW {
+		s, ok := m.scalar("password", "want a string")
+		if ok {
+			// Any scalar is taken as written: the quoting rules of str would have to show the
+			// value to explain themselves.
+			q.Password = NewSecret(s.text)
+		}
+		return
+	}
+	var name string
+	if !m.str("password_file", &name) || !hasFile {
+		return
+	}
+	if name == "" {
+		m.bad("password_file", "want a file name, got \"\"")
+		return
+	}
+	q.PasswordFile = d.abs(name)
+	b, err := d.opts.ReadFile(q.PasswordFile)
+	if err != nil {
+		// The message names the file as written: the absolute path is in the PathError too,
+		// but it differs from machine to machine.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		m.bad("password_file", "read password file %q: %v", name, err)
+		return
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	if len(s) < len(b) {
+		s = strings.TrimSuffix(s, "\r")
+	}
+	q.Password = NewSecret(s)
+}
+
+func (d *decoder) buffer(b *Buffer, m *mapping) {
+	if s, ok := m.scalar("max_bytes", wantSize); ok {
+		v, ok := parseSize(s.text)
+		maxBytes := int64(0)
+		if d.intSize == 32 {
+			maxBytes = 512 << 20
+		}
+		switch {
+		case !ok:
+			m.bad("max_bytes", "%s, got %s", wantSize, s.what())
+		case v < 1<<20:
+			m.bad("max_bytes", "want at least 1MiB, got %s", s.what())
+		case maxBytes > 0 && v > maxBytes:
+			m.bad("max_bytes", "want at most %s on a 32-bit gateway (it cannot map a larger file), got %s", formatSize(maxBytes), s.what())
+		default:
+			b.MaxBytes = v
+		}
+	}
+	m.duration("max_age", &b.MaxAge, "want more than 0", positive)
+	m.oneOf("sync", "sync mode", &b.Sync, "always", "none")
+	m.duration("commit_interval", &b.CommitInterval, "want 0 to 1m",
+		func(v time.Duration) bool { return v <= time.Minute })
+}
+
+func (d *decoder) http(h *HTTP, m *mapping) {
+	s, ok := m.strScalar("listen")
+	if !ok {
+		return
+	}
+	if s.text != "" {
+		if msg := checkHostPort(s.text, true); msg != "" {
+			m.bad("listen", "want host:port like 127.0.0.1:9780, or \"\" to disable, got %s%s", s.what(), msg)
+			return
+		}
+	}
+	h.Listen = s.text
+}
+
+var protocols = []string{"modbus-tcp", "modbus-rtu"}
+
+func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
+	m.level("name", &dv.Name, true)
+	if !m.oneOf("protocol", "protocol", &dv.Protocol, protocols...) && !m.has("protocol") && !m.failed("protocol") {
+		m.bad("protocol", "required (want %s)", orList(protocols))
+	}
+	d.deviceAddress(dv, m)
+
+	switch dv.Protocol {
+	case "modbus-tcp":
+		if m.has("unit_id") {
+			m.integer("unit_id", &dv.UnitID, 0, 255, "want a unit id from 0 to 255 on modbus-tcp")
+		} else {
+			dv.UnitID, _ = parseIntDefault(manualDefault("devices[].unit_id"))
+		}
+		if m.has("serial") {
+			m.bad("serial", "only for modbus-rtu: a modbus-tcp device has no serial line")
+		}
+	case "modbus-rtu":
+		if m.has("unit_id") {
+			m.integer("unit_id", &dv.UnitID, 1, 247, "want a unit id from 1 to 247 on modbus-rtu")
+		} else if !m.failed("unit_id") {
+			m.bad("unit_id", "required on modbus-rtu (want 1 to 247)")
+		}
+		dv.Serial = &Serial{}
+		d.serial(dv.Serial, m.sub("serial", childKeys("devices[].serial")))
+	default:
+		m.integer("unit_id", &dv.UnitID, 0, 255, "")
+	}
+
+	m.duration("poll_interval", &dv.PollInterval, "want at least 10ms",
+		func(v time.Duration) bool { return v >= 10*time.Millisecond })
+	m.duration("timeout", &dv.Timeout, "want more than 0 and less than 60s",
+		func(v time.Duration) bool { return v > 0 && v < time.Minute })
+	dv.Area, dv.Line = g.Area, g.Line
+	m.level("area", &dv.Area, false)
+	m.level("line", &dv.Line, false)
+
+	items := m.list("tags")
+	if len(items) == 0 && !m.failed("tags") {
+		m.bad("tags", "want at least one tag")
+	}
+	names := map[string]int{}
+	for k, n := range items {
+		path := fmt.Sprintf("%s.tags[%d]", m.path, k)
+		dv.Tags = append(dv.Tags, Tag{})
+		t := &dv.Tags[k]
+		d.item(path, n, childKeys("devices[].tags[]"), func(tm *mapping) {
+			d.tag(t, tm)
+			if t.Name != "" {
+				if j, dup := names[t.Name]; dup {
+					tm.bad("name", "%q is already the name of %s.tags[%d]", t.Name, m.path, j)
+				} else {
+					names[t.Name] = k
+				}
+			}
+			if t.Heartbeat > 0 && t.Heartbeat < dv.PollInterval && !m.failed("poll_interval") {
+				tm.bad("heartbeat", "want 0 (none) or at least the device's poll_interval (%v), got %v", dv.PollInterval, t.Heartbeat)
+			}
+		})
+	}
+}
+
+func parseIntDefault(s string) (int, bool) {
+	v, ok := parseInt(s)
+	return int(v), ok
+}
+
+func (d *decoder) deviceAddress(dv *Device, m *mapping) {
+	s, ok := m.strScalar("address")
+	switch {
+	case !ok:
+		if !m.has("address") && !m.failed("address") {
+			m.bad("address", "required (host:port for modbus-tcp, a serial device path for modbus-rtu)")
+		}
+		return
+	case s.text == "":
+		m.bad("address", "must not be empty (host:port for modbus-tcp, a serial device path for modbus-rtu)")
+		return
+	}
+	switch dv.Protocol {
+	case "modbus-tcp":
+		if msg := checkHostPort(s.text, false); msg != "" {
+			m.bad("address", "want host:port like 192.168.0.10:502 on modbus-tcp, got %s%s", s.what(), msg)
+			return
+		}
+	case "modbus-rtu":
+		if !strings.HasPrefix(s.text, "/") {
+			m.bad("address", "want a serial device path like /dev/ttyUSB0 on modbus-rtu, got %s", s.what())
+			return
+		}
+	}
+	dv.Address = s.text
+}
+
+var bauds = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
+
+func (d *decoder) serial(s *Serial, m *mapping) {
+	var baud int
+	if m.integer("baud", &baud, 1, 1<<31-1, "want a baud rate") {
+		ok := false
+		for _, b := range bauds {
+			ok = ok || b == baud
+		}
+		if ok {
+			s.Baud = baud
+		} else {
+			m.bad("baud", "want one of 1200, 2400, 4800, 9600, 19200, 38400, 57600 or 115200, got %d", baud)
+		}
+	}
+	var bits int
+	if m.integer("data_bits", &bits, 7, 8, "want 7 or 8") {
+		s.DataBits = bits
+	}
+	m.oneOf("parity", "parity", &s.Parity, "none", "even", "odd")
+	if m.integer("stop_bits", &bits, 1, 2, "want 1 or 2") {
+		s.StopBits = bits
+	}
+}
+
+func (d *decoder) tag(t *Tag, m *mapping) {
+	if s, ok := m.strScalar("name"); ok {
+		switch msg := checkText(s.text); {
+		case s.text == "":
+			m.bad("name", "must not be empty")
+		case len(s.text) > 255:
+			m.bad("name", "want at most 255 bytes, got %d", len(s.text))
+		case msg != "":
+			m.bad("name", "%s %s", s.what(), msg)
+		default:
+			t.Name = s.text
+		}
+	} else if !m.has("name") && !m.failed("name") {
+		m.bad("name", "required")
+	}
+	d.tagAddress(t, m)
+	if s, ok := m.strScalar("type"); ok {
+		if s.text == "" {
+			m.bad("type", "must not be empty")
+		} else {
+			t.Type = s.text
+		}
+	} else if !m.has("type") && !m.failed("type") {
+		m.bad("type", "required (the driver's types: bool, int16, uint16, int32, uint32, float32)")
+	}
+	m.str("byte_order", &t.ByteOrder)
+	if m.number("scale", &t.Scale) && t.Scale == 0 {
+		m.bad("scale", "must not be 0 (it would turn every value into the offset)")
+		t.Scale = 1
+	}
+	m.number("offset", &t.Offset)
+	if m.str("unit", &t.Unit) {
+		if msg := checkText(t.Unit); msg != "" {
+			m.bad("unit", "%s", msg)
+			t.Unit = ""
+		}
+	}
+	d.deadband(t, m)
+	m.duration("heartbeat", &t.Heartbeat, "", nil)
+}
+
+// tagAddress takes an unquoted decimal number as the address it spells (40001), but refuses
+// forms that YAML turns into another number: Modbus addresses live in their digits, and
+// 00001 (a coil) read as the number 1 is a different table.
+func (d *decoder) tagAddress(t *Tag, m *mapping) {
+	s, ok := m.scalar("address", "want an address string like \"40001\"")
+	if !ok {
+		if !m.has("address") && !m.failed("address") {
+			m.bad("address", "required")
+		}
+		return
+	}
+	switch v := s.node.(type) {
+	case *ast.IntegerNode:
+		switch {
+		case isDecimalInt(v):
+		case strings.Trim(s.raw, "0123456789") == "":
+			m.bad("address", "write \"%s\" in quotes: YAML reads an unquoted %s as the number %v, and the leading zeros that select the register table are lost", s.raw, s.raw, v.Value)
+			return
+		default:
+			m.bad("address", "write \"%s\" in quotes: YAML reads an unquoted %s as the number %v", s.raw, s.raw, v.Value)
+			return
+		}
+	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		m.bad("address", "write \"%s\" in quotes: an unquoted %s is a number to YAML (40001.10 would become 40001.1)", s.raw, s.raw)
+		return
+	case *ast.BoolNode:
+		m.bad("address", "want an address like \"40001\", got a boolean")
+		return
+	}
+	if strings.TrimSpace(s.text) == "" {
+		m.bad("address", "must not be empty")
+		return
+	}
+	t.Address = s.text
+}
+
+const wantDeadband = "want a number at least 0 or a percentage like \"2%\""
+
+func (d *decoder) deadband(t *Tag, m *mapping) {
+	s, ok := m.scalar("deadband", wantDeadband)
+	if !ok {
+		return
+	}
+	text := strings.TrimSpace(s.text)
+	if p, isPct := strings.CutSuffix(text, "%"); isPct {
+		v, ok := parseFloat(strings.TrimSpace(p))
+		if !ok || !isFinite(v) || v < 0 || v > 100 {
+			m.bad("deadband", "want a percentage from 0%% to 100%%, got %s", s.what())
+			return
+		}
+		t.Deadband = Deadband{Value: v, Percent: true}
+		return
+	}
+	v, ok := parseFloat(text)
+	switch {
+	case !ok:
+		m.bad("deadband", "%s, got %s", wantDeadband, s.what())
+	case !isFinite(v) || v < 0:
+		m.bad("deadband", "want a finite number at least 0, got %s", s.what())
+	default:
+		t.Deadband = Deadband{Value: v}
+	}
+}
