@@ -185,6 +185,9 @@ func (d *decoder) mqtt(q *MQTT, m *mapping, g *Gateway) {
 	}
 	if s, ok := m.strScalar("topic_template"); ok {
 		if msg := checkTopicTemplate(s.text); msg != "" {
+			if s.expanded {
+				msg = s.what() + ": " + msg
+			}
 			m.bad("topic_template", "%s", msg)
 		} else {
 			q.TopicTemplate = s.text
