@@ -133,14 +133,15 @@ func reference() string {
 		if def == "" || (f.def != "" && !f.manual) {
 			def = "`" + f.def + "`"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.path, f.typ, def, cell(f.rng), f.doc)
+		rng := f.rng
+		switch {
+		case rng != "":
+		case strings.HasSuffix(f.typ, "mapping") || strings.HasSuffix(f.typ, "mappings"):
+			rng = "—"
+		default:
+			rng = "any"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.path, f.typ, def, rng, f.doc)
 	}
 	return b.String()
-}
-
-func cell(s string) string {
-	if s == "" {
-		return "any"
-	}
-	return s
 }
