@@ -39,11 +39,45 @@ type Agent struct {
 type device struct {
 	dev    drivers.Device
 	driver drivers.Driver
+	conf   config.Device
 }
 
-// New checks the configuration against every part, opens the buffer and builds the publisher and
-// the drivers. It starts nothing. Configuration problems come back together as one
-// *config.Error; a buffer that cannot be used comes back as its own error.
+// LoadConfig reads the configuration at path and checks it against every part (the drivers
+// check their addresses and types), so that a file's problems come back together, sorted by
+// position, as one *config.Error. The File is nil only when the file could not be read or is
+// not YAML.
+func LoadConfig(path string, opts config.Options) (*config.File, error) {
+	cfg, err := config.Load(path, opts)
+	if cfg == nil {
+		return nil, err
+	}
+	var problems []config.Problem
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		problems = ce.Problems
+	} else if err != nil {
+		return nil, err
+	}
+	problems = append(problems, Check(cfg)...)
+	return cfg, config.Join(cfg, problems...)
+}
+
+// Check asks every part whether it accepts cfg and returns their problems, placed in the file.
+func Check(cfg *config.File) []config.Problem {
+	var problems []config.Problem
+	for i, dc := range cfg.Devices {
+		if _, err := modbus.New(deviceFromConfig(dc), modbus.Options{}, nil); err != nil {
+			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", i), err)...)
+		}
+	}
+	// The publisher's options (brokers, topic template, levels) are config's own checks: asking
+	// the publisher again would report each problem twice.
+	return problems
+}
+
+// New builds the agent from a configuration LoadConfig accepted: it builds the drivers, opens
+// the buffer and builds the publisher. It starts nothing. Configuration problems come back as
+// one *config.Error; a buffer that cannot be used comes back as its own error.
 func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -51,18 +85,18 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 	log = log.With("gateway", cfg.Gateway.ID)
 	a := &Agent{cfg: cfg, log: log}
 
-	var errs []error
+	var problems []config.Problem
 	for i, dc := range cfg.Devices {
 		dev := deviceFromConfig(dc)
 		drv, err := modbus.New(dev, modbus.Options{}, log)
 		if err != nil {
-			errs = append(errs, prefixFieldErrors(fmt.Sprintf("devices[%d]", i), err))
+			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", i), err)...)
 			continue
 		}
-		a.devices = append(a.devices, device{dev: dev, driver: drv})
+		a.devices = append(a.devices, device{dev: dev, driver: drv, conf: dc})
 	}
-	if len(errs) > 0 {
-		return nil, &config.Error{Path: cfg.Path, Err: errors.Join(errs...)}
+	if err := config.Join(cfg, problems...); err != nil {
+		return nil, err
 	}
 
 	if err := os.MkdirAll(cfg.Gateway.DataDir, 0o750); err != nil {
@@ -81,34 +115,46 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		buf.Close()
 		return nil, err
 	}
-
-	pub, err := publish.New(buf, publish.Options{
-		Brokers:       cfg.MQTT.Brokers,
-		ClientID:      cfg.MQTT.ClientID,
-		Username:      cfg.MQTT.Username,
-		Password:      cfg.MQTT.Password,
-		Gateway:       cfg.Gateway.ID,
-		Site:          cfg.Gateway.Site,
-		Area:          cfg.Gateway.Area,
-		Line:          cfg.Gateway.Line,
-		TopicTemplate: cfg.MQTT.TopicTemplate,
-		Epoch:         buf.Epoch(),
-		LastSession:   lastSession,
-		SessionBegun:  a.sessionBegun,
-		MaxInflight:   cfg.MQTT.MaxInflight,
-		KeepAlive:     cfg.MQTT.KeepAlive,
-		MinBackoff:    cfg.MQTT.ReconnectMin,
-		MaxBackoff:    cfg.MQTT.ReconnectMax,
-		Grace:         cfg.MQTT.ShutdownGrace,
-		StatsInterval: 10 * time.Second, // TODO(#3): mqtt.stats_interval
-		StatsPayload:  a.appendStats,
-	}, log)
+	opts := publishOptions(cfg, buf.Epoch(), lastSession)
+	opts.SessionBegun = a.sessionBegun
+	opts.StatsPayload = a.appendStats
+	pub, err := publish.New(buf, opts, log)
 	if err != nil {
 		buf.Close()
-		return nil, &config.Error{Path: cfg.Path, Err: fmt.Errorf("mqtt: %w", err)}
+		return nil, config.Join(cfg, placeErrors(cfg, "mqtt", err)...)
 	}
 	a.pub = pub
 	return a, nil
+}
+
+func publishOptions(cfg *config.File, epoch string, lastSession uint64) publish.Options {
+	places := map[string]publish.Place{}
+	for _, d := range cfg.Devices {
+		if d.Area != cfg.Gateway.Area || d.Line != cfg.Gateway.Line {
+			places[d.Name] = publish.Place{Area: d.Area, Line: d.Line}
+		}
+	}
+	return publish.Options{
+		Brokers:        cfg.MQTT.Brokers,
+		ClientID:       cfg.MQTT.ClientID,
+		Username:       cfg.MQTT.Username,
+		Password:       cfg.MQTT.Password.Reveal(),
+		Gateway:        cfg.Gateway.ID,
+		Site:           cfg.Gateway.Site,
+		Area:           cfg.Gateway.Area,
+		Line:           cfg.Gateway.Line,
+		Places:         places,
+		TopicTemplate:  cfg.MQTT.TopicTemplate,
+		Epoch:          epoch,
+		LastSession:    lastSession,
+		MaxInflight:    cfg.MQTT.MaxInflight,
+		KeepAlive:      cfg.MQTT.KeepAlive,
+		ConnectTimeout: cfg.MQTT.ConnectTimeout,
+		MinBackoff:     cfg.MQTT.ReconnectMin,
+		MaxBackoff:     cfg.MQTT.ReconnectMax,
+		Grace:          cfg.MQTT.ShutdownGrace,
+		StatsInterval:  cfg.MQTT.StatsInterval,
+	}
 }
 
 func deviceFromConfig(dc config.Device) drivers.Device {
@@ -119,17 +165,24 @@ func deviceFromConfig(dc config.Device) drivers.Device {
 	for _, tc := range dc.Tags {
 		t := drivers.Tag{Name: tc.Name, Address: tc.Address, Type: drivers.DataType(tc.Type),
 			ByteOrder: tc.ByteOrder, Offset: tc.Offset, Unit: tc.Unit}
-		if tc.Scale != nil {
-			t.Scale = *tc.Scale
-		}
+		t.Scale = tc.Scale
 		dev.Tags = append(dev.Tags, t)
 	}
 	return dev
 }
 
-// prefixFieldErrors puts a device's path in front of the field paths its driver reports.
-func prefixFieldErrors(prefix string, err error) error {
-	var out []error
+func tagPolicies(tags []config.Tag) []tagPolicy {
+	out := make([]tagPolicy, len(tags))
+	for i, t := range tags {
+		out[i] = tagPolicy{deadband: t.Deadband.Value, percent: t.Deadband.Percent, heartbeat: t.Heartbeat}
+	}
+	return out
+}
+
+// placeErrors turns a part's errors into problems placed in the file: a *drivers.FieldError's
+// path is relative to prefix; any other error is placed at prefix itself.
+func placeErrors(cfg *config.File, prefix string, err error) []config.Problem {
+	var out []config.Problem
 	var walk func(error)
 	walk = func(err error) {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -140,13 +193,13 @@ func prefixFieldErrors(prefix string, err error) error {
 		}
 		var fe *drivers.FieldError
 		if errors.As(err, &fe) {
-			out = append(out, &drivers.FieldError{Path: prefix + "." + fe.Path, Err: fe.Err})
+			out = append(out, cfg.Problemf(prefix+"."+fe.Path, "%s", fe.Err))
 			return
 		}
-		out = append(out, fmt.Errorf("%s: %w", prefix, err))
+		out = append(out, cfg.Problemf(prefix, "%s", err))
 	}
 	walk(err)
-	return errors.Join(out...)
+	return out
 }
 
 // lastSession reads the MQTT session counter from the buffer file, so that session numbers grow
@@ -194,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		drivers.Add(1)
 		go func() {
 			defer drivers.Done()
-			sink := newDeviceSink(d.dev, a.buf, &a.counts, a.log)
+			sink := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
 			if err := d.driver.Run(ctx, sink); err != nil {
 				a.log.Error("device stopped", "device", d.dev.Name, "err", err)
 			}

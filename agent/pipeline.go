@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/floorlink/floorlink/agent/record"
 	"github.com/floorlink/floorlink/buffer"
@@ -24,27 +25,52 @@ type counters struct {
 }
 
 // deviceSink is the drivers.Sink of one device. The driver calls it from its own goroutine, one
-// call at a time, so the scratch record and buffer need no lock.
+// call at a time, so the scratch record, buffer and report-by-exception state need no lock.
 type deviceSink struct {
 	dev    drivers.Device
 	out    appender
 	counts *counters
 	log    *slog.Logger
 
+	policy []tagPolicy // per tag, by index in dev.Tags
+	last   []lastSent  // per tag: what was last published
+	full   bool        // publish every tag in the next batch (after connect)
+
 	rec      record.Record
 	buf      []byte
 	dropping bool // a drop was logged and no append has succeeded since
 }
 
-func newDeviceSink(dev drivers.Device, out appender, counts *counters, log *slog.Logger) *deviceSink {
+// tagPolicy is a tag's report-by-exception rule. The zero policy publishes every cycle.
+type tagPolicy struct {
+	deadband  float64 // least change worth publishing; 0 publishes every cycle
+	percent   bool    // deadband is in percent of the last published value
+	heartbeat time.Duration
+}
+
+// lastSent is the last published field of a tag, for its deadband and heartbeat.
+type lastSent struct {
+	field record.Field
+	at    time.Time
+	ok    bool
+}
+
+func newDeviceSink(dev drivers.Device, policy []tagPolicy, out appender, counts *counters, log *slog.Logger) *deviceSink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if len(policy) != len(dev.Tags) {
+		policy = make([]tagPolicy, len(dev.Tags))
+	}
 	return &deviceSink{dev: dev, out: out, counts: counts, log: log.With("device", dev.Name),
+		policy: policy, last: make([]lastSent, len(dev.Tags)), full: true,
 		rec: record.Record{Fields: make([]record.Field, 0, len(dev.Tags))}}
 }
 
-// Batch turns one poll cycle into a telemetry record.
+// Batch turns one poll cycle into a telemetry record: every tag without a deadband, and the tags
+// under a deadband whose value moved beyond it, whose quality changed or whose heartbeat is due.
+// The first batch after a connect carries every tag. A cycle with nothing to publish stores no
+// record.
 func (s *deviceSink) Batch(b *drivers.Batch) {
 	s.rec.Reset()
 	s.rec.Kind = record.KindTelemetry
@@ -55,14 +81,65 @@ func (s *deviceSink) Batch(b *drivers.Batch) {
 		if smp.Tag < 0 || smp.Tag >= len(s.dev.Tags) {
 			continue // a driver bug; never index out of range on the hot path
 		}
-		tag := &s.dev.Tags[smp.Tag]
-		s.rec.Fields = append(s.rec.Fields, toField(tag, smp))
+		f := toField(&s.dev.Tags[smp.Tag], smp)
+		last := &s.last[smp.Tag]
+		if !s.full && !s.policy[smp.Tag].due(last, &f, b.ReadTime) {
+			continue
+		}
+		*last = lastSent{field: f, at: b.ReadTime, ok: true}
+		s.rec.Fields = append(s.rec.Fields, f)
+	}
+	s.full = false
+	if len(s.rec.Fields) == 0 && len(b.Samples) > 0 {
+		return
 	}
 	s.store()
 }
 
-// Event turns a driver event into an event record.
+// due reports whether f must be published given what was last published.
+func (p tagPolicy) due(last *lastSent, f *record.Field, now time.Time) bool {
+	if p.deadband == 0 || !last.ok {
+		return true
+	}
+	if p.heartbeat > 0 && now.Sub(last.at) >= p.heartbeat {
+		return true
+	}
+	prev := &last.field
+	if prev.Quality != f.Quality || prev.Reason != f.Reason || prev.Kind != f.Kind {
+		return true
+	}
+	x, okX := numeric(f)
+	y, okY := numeric(prev)
+	if !okX || !okY {
+		return prev.Bits != f.Bits || prev.Str != f.Str
+	}
+	limit := p.deadband
+	if p.percent {
+		limit = math.Abs(y) * p.deadband / 100
+	}
+	// Exceeding, not reaching, the deadband publishes (as OPC UA's absolute deadband does); with
+	// a percent deadband on a last value of 0, any change publishes.
+	return math.Abs(x-y) > limit || (limit == 0 && x != y)
+}
+
+func numeric(f *record.Field) (float64, bool) {
+	switch f.Kind {
+	case record.Int:
+		return float64(f.IntValue()), true
+	case record.Uint:
+		return float64(f.Bits), true
+	case record.Float:
+		return f.FloatValue(), true
+	}
+	return 0, false
+}
+
+// Event turns a driver event into an event record. A connect makes the next batch a full one,
+// so the backend has every tag's value after a gap.
 func (s *deviceSink) Event(e drivers.Event) {
+	if e.Kind == drivers.EventConnected {
+		s.full = true
+	}
 	s.rec.Reset()
 	s.rec.Kind = record.KindEvent
 	s.rec.Source = e.Device

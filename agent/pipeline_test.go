@@ -82,7 +82,7 @@ func TestDeviceSink_Batch(t *testing.T) {
 		return nil
 	})
 	var counts counters
-	s := newDeviceSink(dev, out, &counts, nil)
+	s := newDeviceSink(dev, nil, out, &counts, nil)
 	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 	s.Batch(&drivers.Batch{Device: "press-1", ReadTime: now, Samples: []drivers.Sample{
 		{Tag: 0, Value: drivers.UintValue(1)}, {Tag: 1, Value: drivers.IntValue(653)}, {Tag: 5, Value: drivers.IntValue(1)},
@@ -118,7 +118,7 @@ func TestDeviceSink_Batch_Allocs(t *testing.T) {
 		batch.Samples = append(batch.Samples, drivers.Sample{Tag: i, Value: drivers.IntValue(int64(i))})
 	}
 	var counts counters
-	s := newDeviceSink(dev, appendFunc(func([]byte, ...buffer.State) error { return nil }), &counts, nil)
+	s := newDeviceSink(dev, nil, appendFunc(func([]byte, ...buffer.State) error { return nil }), &counts, nil)
 	s.Batch(&batch) // warm the scratch buffers
 	if allocs := testing.AllocsPerRun(100, func() { s.Batch(&batch) }); allocs != 0 {
 		t.Errorf("a 50-tag batch allocates %.1f times in the pipeline, want 0", allocs)

@@ -19,6 +19,8 @@ type Options struct {
 
 	// Gateway is this gateway's id (required); Site, Area and Line fill the topic template.
 	Gateway, Site, Area, Line string
+	// Places overrides Area and Line for the records of some sources (devices, assets).
+	Places map[string]Place
 	// TopicTemplate places records; "" means DefaultTopicTemplate. Placeholders: {gateway}
 	// {site} {area} {line} {source} {kind}; {source} and {kind} are required.
 	TopicTemplate string
@@ -57,6 +59,9 @@ type Options struct {
 	// Now stamps status messages; nil means time.Now.
 	Now func() time.Time
 }
+
+// Place is where a source sits in the plant, for its topics.
+type Place struct{ Area, Line string }
 
 func (o Options) withDefaults() (Options, error) {
 	var errs []error

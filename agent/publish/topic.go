@@ -28,10 +28,10 @@ func CheckTopicLevel(s string) error {
 // topics expands the template once per (source, kind) and remembers the result, so the publish
 // loop allocates no topic string in steady state.
 type topics struct {
-	tmpl    string
-	gateway string
-	fixed   *strings.Replacer // gateway, site, area, line
-	cache   map[topicKey]string
+	tmpl                    string
+	gateway, site, area, ln string
+	places                  map[string]Place
+	cache                   map[topicKey]string
 }
 
 type topicKey struct {
@@ -54,12 +54,8 @@ func newTopics(tmpl string, o *Options) (*topics, error) {
 	if !strings.Contains(tmpl, "{source}") || !strings.Contains(tmpl, "{kind}") {
 		return nil, fmt.Errorf("topic template %q must contain {source} and {kind}", tmpl)
 	}
-	return &topics{
-		tmpl:    tmpl,
-		gateway: o.Gateway,
-		fixed:   strings.NewReplacer("{gateway}", o.Gateway, "{site}", o.Site, "{area}", o.Area, "{line}", o.Line),
-		cache:   map[topicKey]string{},
-	}, nil
+	return &topics{tmpl: tmpl, gateway: o.Gateway, site: o.Site, area: o.Area, ln: o.Line,
+		places: o.Places, cache: map[topicKey]string{}}, nil
 }
 
 func (t *topics) topic(source string, kind record.Kind) string {
@@ -70,7 +66,12 @@ func (t *topics) topic(source string, kind record.Kind) string {
 	if source == "" { // the gateway's own events
 		source = t.gateway
 	}
-	s := strings.NewReplacer("{source}", source, "{kind}", kind.String()).Replace(t.fixed.Replace(t.tmpl))
+	area, line := t.area, t.ln
+	if p, ok := t.places[source]; ok {
+		area, line = p.Area, p.Line
+	}
+	s := strings.NewReplacer("{gateway}", t.gateway, "{site}", t.site, "{area}", area, "{line}", line,
+		"{source}", source, "{kind}", kind.String()).Replace(t.tmpl)
 	t.cache[k] = s
 	return s
 }

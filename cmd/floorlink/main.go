@@ -5,13 +5,16 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -43,12 +46,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "floorlink:", err)
 	var ce *config.Error
 	var ue usageError
-	if errors.As(err, &ce) || errors.As(err, &ue) {
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &ce):
+		// Problems already name the file, line and field: print them as they are, one a line.
+		fmt.Fprintln(stderr, err)
+		return 2
+	case errors.As(err, &ue), errors.As(err, &pe) && pe.Op == "open",
+		// cobra reports an unknown subcommand as a plain error.
+		strings.HasPrefix(err.Error(), "unknown command "):
+		fmt.Fprintln(stderr, "floorlink:", err)
 		return 2
 	}
+	fmt.Fprintln(stderr, "floorlink:", err)
 	return 1
 }
 
@@ -62,7 +74,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCommand(stderr), newVersionCommand(stdout))
+	root.AddCommand(newRunCommand(stderr), newValidateCommand(stdout), newVersionCommand(stdout))
 	return root
 }
 
@@ -86,7 +98,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 			slog.SetDefault(log)
 
-			cfg, err := config.Load(cfgPath)
+			cfg, err := agent.LoadConfig(cfgPath, config.Options{})
 			if err != nil {
 				return err
 			}
@@ -101,6 +113,50 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func newValidateCommand(stdout io.Writer) *cobra.Command {
+	var (
+		paths []string
+		print bool
+	)
+	cmd := &cobra.Command{
+		Use:   "validate [-c] FILE...",
+		Short: "Check configuration files; print every problem with file:line:col",
+		Long: "Check configuration files as `run` would, including each driver's checks of addresses\n" +
+			"and types, and print every problem of every file. Exit 0 when all are valid, 2 otherwise.",
+		RunE: func(_ *cobra.Command, args []string) error {
+			paths = append(paths, args...)
+			if len(paths) == 0 {
+				return usageError{errors.New("validate: give at least one FILE")}
+			}
+			var errs []error
+			for _, p := range paths {
+				cfg, err := agent.LoadConfig(p, config.Options{})
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				tags := 0
+				for _, d := range cfg.Devices {
+					tags += len(d.Tags)
+				}
+				fmt.Fprintf(stdout, "%s: ok (gateway %s, %d devices, %d tags)\n", p, cfg.Gateway.ID, len(cfg.Devices), tags)
+				if print {
+					// Secrets redact themselves when marshalled.
+					b, err := json.MarshalIndent(cfg, "", "  ")
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "%s\n", b)
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&paths, "config", "c", nil, "configuration file (repeatable; files may also be arguments)")
+	cmd.Flags().BoolVar(&print, "print", false, "print each valid file's effective configuration (defaults applied, secrets redacted) as JSON")
 	return cmd
 }
 

@@ -75,8 +75,10 @@ func onlineAt(t *testing.T, s *stack, session int) time.Time {
 
 // checkValues compares every telemetry message with the simulator's registers at the tick the
 // message carries: registers read in one request (all holding registers) must be exactly the
-// snapshot at that tick; the coil and the input register, read in their own requests of the same
-// poll, must match a snapshot within ±3 ticks.
+// snapshot at that tick; the coil and the input register, read in their own requests earlier in
+// the same poll cycle (the planner reads coils, then input registers, then holding registers),
+// must match a snapshot of the same cycle: from up to ten ticks (a second) before it, a bound
+// that holds on a loaded 2-core CI machine.
 func checkValues(t *testing.T, sim *simtest.Sim, recs []msg) int {
 	t.Helper()
 	checked := 0
@@ -127,12 +129,12 @@ func checkValues(t *testing.T, sim *simtest.Sim, recs []msg) int {
 		running := string(r.Values["running"]) == "true"
 		px100 := got("pressure_x100")
 		near := false
-		for d := -3; d <= 3 && !near; d++ {
+		for d := -10; d <= 1 && !near; d++ {
 			m, ok := sim.Snapshot(machine, uint32(int64(tick)+int64(d)))
 			near = ok && (m.State == simtest.Running) == running && uint64(math.Round(float64(m.Pressure)*100)) == px100
 		}
 		if !near {
-			t.Fatalf("seq %d (%s tick %d): running=%v pressure_x100=%d match no snapshot within ±3 ticks", r.Seq, r.Source, tick, running, px100)
+			t.Fatalf("seq %d (%s tick %d): running=%v pressure_x100=%d match no snapshot of the cycle (ticks -10..+1)", r.Seq, r.Source, tick, running, px100)
 		}
 		checked++
 	}
