@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -66,7 +67,9 @@ func TestToField(t *testing.T) {
 
 type appendFunc func(payload []byte, states ...buffer.State) error
 
-func (f appendFunc) Append(payload []byte, states ...buffer.State) error { return f(payload, states...) }
+func (f appendFunc) Append(payload []byte, states ...buffer.State) error {
+	return f(payload, states...)
+}
 
 // TestDeviceSink_Batch_DecodesToTagNames: a batch becomes one telemetry record keyed by tag
 // name, in tag order, and a refused append is counted, not retried.
@@ -122,5 +125,79 @@ func TestDeviceSink_Batch_Allocs(t *testing.T) {
 	s.Batch(&batch) // warm the scratch buffers
 	if allocs := testing.AllocsPerRun(100, func() { s.Batch(&batch) }); allocs != 0 {
 		t.Errorf("a 50-tag batch allocates %.1f times in the pipeline, want 0", allocs)
+	}
+}
+
+func TestTagPolicy_Due(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	sent := func(f record.Field) *lastSent { return &lastSent{field: f, at: t0, ok: true} }
+	cases := []struct {
+		name string
+		p    tagPolicy
+		last *lastSent
+		f    record.Field
+		now  time.Time
+		want bool
+	}{
+		{"no deadband publishes every cycle", tagPolicy{}, sent(record.FloatField("a", 1)), record.FloatField("a", 1), t0, true},
+		{"first value", tagPolicy{deadband: 1}, &lastSent{}, record.FloatField("a", 1), t0, true},
+		{"within deadband", tagPolicy{deadband: 0.5}, sent(record.FloatField("a", 10)), record.FloatField("a", 10.5), t0, false},
+		{"beyond deadband", tagPolicy{deadband: 0.5}, sent(record.FloatField("a", 10)), record.FloatField("a", 10.51), t0, true},
+		{"beyond deadband downwards", tagPolicy{deadband: 0.5}, sent(record.IntField("a", 10)), record.IntField("a", 9), t0, true},
+		{"percent within", tagPolicy{deadband: 2, percent: true}, sent(record.FloatField("a", 100)), record.FloatField("a", 101.9), t0, false},
+		{"percent beyond", tagPolicy{deadband: 2, percent: true}, sent(record.FloatField("a", 100)), record.FloatField("a", 97.9), t0, true},
+		{"percent from zero", tagPolicy{deadband: 2, percent: true}, sent(record.FloatField("a", 0)), record.FloatField("a", 0.001), t0, true},
+		{"heartbeat due", tagPolicy{deadband: 5, heartbeat: time.Minute}, sent(record.FloatField("a", 1)), record.FloatField("a", 1), t0.Add(time.Minute), true},
+		{"heartbeat not due", tagPolicy{deadband: 5, heartbeat: time.Minute}, sent(record.FloatField("a", 1)), record.FloatField("a", 1), t0.Add(59 * time.Second), false},
+		{"quality change", tagPolicy{deadband: 5}, sent(record.FloatField("a", 1)), record.NullField("a", record.Bad, "timeout"), t0, true},
+		{"still bad", tagPolicy{deadband: 5}, sent(record.NullField("a", record.Bad, "timeout")), record.NullField("a", record.Bad, "timeout"), t0, false},
+		{"bool flips", tagPolicy{deadband: 5}, sent(record.BoolField("a", false)), record.BoolField("a", true), t0, true},
+		{"bool same", tagPolicy{deadband: 5}, sent(record.BoolField("a", true)), record.BoolField("a", true), t0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.p.due(c.last, &c.f, c.now); got != c.want {
+				t.Errorf("due = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestDeviceSink_Batch_Deadband: under a deadband only moved tags are published, a cycle where
+// nothing moved stores nothing, and a connect makes the next record full.
+func TestDeviceSink_Batch_Deadband(t *testing.T) {
+	dev := drivers.Device{Name: "d", Tags: []drivers.Tag{{Name: "slow"}, {Name: "fast"}}}
+	var stored []record.Record
+	out := appendFunc(func(p []byte, _ ...buffer.State) error {
+		var dec record.Decoder
+		var r record.Record
+		if err := dec.Decode(p, &r); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, r)
+		return nil
+	})
+	var counts counters
+	s := newDeviceSink(dev, []tagPolicy{{deadband: 1}, {deadband: 1}}, out, &counts, nil)
+	now := time.Now()
+	batch := func(slow, fast int64) {
+		s.Batch(&drivers.Batch{Device: "d", ReadTime: now, Samples: []drivers.Sample{
+			{Tag: 0, Value: drivers.IntValue(slow)}, {Tag: 1, Value: drivers.IntValue(fast)}}})
+	}
+	batch(10, 10) // first: full
+	batch(10, 20) // only fast moved
+	batch(10, 20) // nothing moved: no record
+	s.Event(drivers.Event{Device: "d", Kind: drivers.EventConnected, Time: now})
+	batch(10, 20) // after a connect: full
+	var shapes []int
+	for _, r := range stored {
+		shapes = append(shapes, len(r.Fields))
+	}
+	want := []int{2, 1, 1 /* the connected event */, 2}
+	if fmt.Sprint(shapes) != fmt.Sprint(want) {
+		t.Fatalf("fields per stored record = %v, want %v", shapes, want)
+	}
+	if stored[1].Fields[0].Name != "fast" {
+		t.Fatalf("second record holds %q, want fast", stored[1].Fields[0].Name)
 	}
 }
