@@ -26,6 +26,7 @@ var allowedImports = []struct {
 	{"cmd/floorlink", []string{"agent", "agent/config", "drivers/...", "buffer"}, "thin main and its commands"},
 	{"cmd/floorlink/...", []string{"agent/...", "drivers/...", "buffer"}, "tests that run the built binaries"},
 	{"cmd/plcsim", []string{"simulators/..."}, "thin main"},
+	{"cmd/floorlink-demo", []string{"agent", "agent/config", "simulators/..."}, "dev launcher, never shipped: plcsim, an embedded broker and the agent in one process"},
 	{"agent", []string{"agent/...", "drivers/...", "buffer"}, "wiring: everything below"},
 	{"agent/config", nil, "describes the file, not the parts"},
 	{"agent/record", nil, "leaf vocabulary"},
