@@ -242,6 +242,8 @@ func kindOf(n ast.Node) string {
 		return "a boolean"
 	case *ast.StringNode, *ast.LiteralNode:
 		return "a string"
+	case *ast.MappingKeyNode:
+		return "a complex key"
 	default:
 		return strings.ToLower(v.Type().String())
 	}
@@ -350,6 +352,8 @@ func (d *decoder) mapping(path string, n ast.Node, at position, keys []string) *
 
 func keyText(n ast.Node) (string, bool) {
 	switch v := n.(type) {
+	case *ast.MappingKeyNode: // "? key", YAML's explicit form of a plain key
+		return keyText(v.Value)
 	case *ast.StringNode:
 		return v.Value, true
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
@@ -419,6 +423,9 @@ func (m *mapping) scalar(key, want string) (scalar, bool) {
 func (d *decoder) scalarOf(path string, n ast.Node, want string) (scalar, bool) {
 	s := scalar{node: n, pos: nodePos(n)}
 	switch v := n.(type) {
+	case nil: // an empty list item
+		d.problem(d.at(path), path, "%s, got nothing", want)
+		return s, false
 	case *ast.StringNode:
 		s.raw = v.Value
 	case *ast.LiteralNode:

@@ -434,6 +434,17 @@ func TestSuggest(t *testing.T) {
 	f("tag", "tags")
 	f("colour", "")
 	f("id", "")
+
+	for _, tt := range []struct{ key, section, want string }{
+		{"keepalive", "mqtt", "unknown key (did you mean keep_alive?)"},
+		{"colour", "mqtt", "unknown key (see docs/configuration.md)"},
+		{"colour", "devices[].serial", "unknown key (want one of baud, data_bits, parity, stop_bits)"},
+		{"port", "http", "unknown key (want listen)"},
+	} {
+		if got := unknownKey(tt.key, childKeys(tt.section)); got != tt.want {
+			t.Errorf("unknownKey(%q) in %s = %q, want %q", tt.key, tt.section, got, tt.want)
+		}
+	}
 }
 
 // TestChildKeys checks the key lists the decoder derives from the field table.

@@ -56,7 +56,8 @@ func (e *Error) Error() string {
 }
 
 // Join returns nil when there is no problem, and otherwise an *Error holding ps sorted by
-// position (problems without a position last) with exact duplicates removed. A problem without
+// position (problems without a position last; then by path and message, so that the order does
+// not depend on which part found what first) with exact duplicates removed. A problem without
 // a file name gets f's. f may be nil.
 func Join(f *File, ps ...Problem) error {
 	if len(ps) == 0 {
@@ -68,14 +69,15 @@ func Join(f *File, ps ...Problem) error {
 			out[i].File = f.Path
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Problem) int {
+	slices.SortFunc(out, func(a, b Problem) int {
 		if (a.Line == 0) != (b.Line == 0) {
 			if a.Line == 0 {
 				return 1
 			}
 			return -1
 		}
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col),
+			strings.Compare(a.Path, b.Path), strings.Compare(a.Msg, b.Msg))
 	})
 	out = slices.Compact(out)
 	return &Error{Problems: out}
