@@ -46,7 +46,8 @@ type Gateway struct {
 
 // MQTT is the broker connection and the shape of what is published.
 type MQTT struct {
-	// Brokers are tried in turn: "tcp://host:port" or "mqtt://host:port".
+	// Brokers are tried in turn: "tcp://host:port" or "mqtt://host:port". A broker with a
+	// problem is left "", so that Brokers[i] stays mqtt.brokers[i] of the file.
 	Brokers  []string `yaml:"brokers" json:"brokers"`
 	ClientID string   `yaml:"client_id" json:"client_id"`
 	Username string   `yaml:"username" json:"username"`

@@ -252,12 +252,11 @@ func kindOf(n ast.Node) string {
 // scalar is one scalar value of the file, after ${VAR} expansion, or a default from the field
 // table standing in for a missing key.
 type scalar struct {
-	text      string // expanded
-	raw       string // as written
-	pos       position
-	node      ast.Node // nil for a default
-	expanded  bool     // text came (partly) from the environment: never echo it
-	defaulted bool
+	text     string // expanded
+	raw      string // as written
+	pos      position
+	node     ast.Node // nil for a default
+	expanded bool     // text came (partly) from the environment: never echo it
 }
 
 // what shows the value in a message: as written (quoted unless YAML took it for a number or a
@@ -311,8 +310,7 @@ func (d *decoder) mapping(path string, n ast.Node, at position, keys []string) *
 	case *ast.MappingValueNode: // goccy's form of a one-key flow mapping in some contexts
 		values = []*ast.MappingValueNode{v}
 	case *ast.AliasNode:
-		m.present = true // reported by unsupported
-		return m
+		return m // reported by unsupported; not present, so its keys are not reported missing
 	default:
 		d.problem(nodePos(n), path, "want a mapping, got %s", kindOf(n))
 		return m
@@ -414,7 +412,7 @@ func (m *mapping) scalar(key, want string) (scalar, bool) {
 		if !ok {
 			return scalar{}, false
 		}
-		return scalar{text: def, raw: def, pos: m.at, defaulted: true}, true
+		return scalar{text: def, raw: def, pos: m.at}, true
 	}
 	return m.d.scalarOf(path, n, want)
 }
@@ -580,11 +578,19 @@ func (m *mapping) level(key string, dst *string, required bool) bool {
 		}
 		return false
 	}
+	if !m.isLevel(key, s) {
+		return false
+	}
+	*dst = s.text
+	return true
+}
+
+// isLevel reports whether key's value s may be a topic level, and the problem when not.
+func (m *mapping) isLevel(key string, s scalar) bool {
 	if msg := topicLevel(s.text); msg != "" {
 		m.bad(key, "%s %s", s.what(), msg)
 		return false
 	}
-	*dst = s.text
 	return true
 }
 

@@ -69,11 +69,14 @@ func TestParse_RTUDefaults(t *testing.T) {
 gateway: {id: gw-1, site: s, area: a, line: l}
 mqtt: {brokers: ["tcp://b:1883"]}
 devices:
-  - {name: oven-1, protocol: modbus-rtu, address: /dev/ttyS0, unit_id: 5, tags: [{name: t, address: "30001", type: int16}]}
+  - {name: oven-1, protocol: modbus-rtu, address: /dev/ttyS0, unit_id: 5, area: "", line: oven, tags: [{name: t, address: "30001", type: int16}]}
 `)
 	want := &Serial{Baud: 9600, DataBits: 8, Parity: "none", StopBits: 1}
 	if diff := cmp.Diff(want, f.Devices[0].Serial); diff != "" {
 		t.Errorf("Serial (-want +got):\n%s", diff)
+	}
+	if d := f.Devices[0]; d.Area != "a" || d.Line != "oven" {
+		t.Errorf("got area %q, line %q; want the gateway's a (area \"\") and the device's oven", d.Area, d.Line)
 	}
 }
 
@@ -461,4 +464,24 @@ func TestChildKeys(t *testing.T) {
 			t.Errorf("childKeys(%q) (-want +got):\n%s", path, diff)
 		}
 	}
+}
+
+func TestCheckHostPort(t *testing.T) {
+	f := func(s string, listener bool, want string) {
+		t.Helper()
+		if got := checkHostPort(s, listener); got != want {
+			t.Errorf("checkHostPort(%q, %v) = %q, want %q", s, listener, got, want)
+		}
+	}
+	f("plc-1:502", false, "")
+	f("[fd00::5]:502", false, "")
+	f(":9780", true, "")
+	f("127.0.0.1:0", true, "")
+	f("plc-1", false, " (no port)")
+	f("fd00::5:502", false, " (an IPv6 address goes in brackets: [fd00::5]:502)")
+	f("[fd00::5", false, " (not host:port)")
+	f(":502", false, " (no host)")
+	f("plc-1:0", false, " (port must be a number from 1 to 65535)")
+	f("plc-1:65536", true, " (port must be a number from 0 to 65535)")
+	f("plc-1:+1", false, " (port must be a number from 1 to 65535)")
 }

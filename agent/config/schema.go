@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // gateways often run minimal images without /usr/share/zoneinfo
@@ -15,13 +16,13 @@ import (
 // childKeys lists the keys of the mapping at a generic path, from the field table, in table
 // order (which is the order of the reference).
 func childKeys(path string) []string {
+	prefix := path + "."
+	if path == "" {
+		prefix = ""
+	}
 	var keys []string
 	for _, f := range fields {
-		rest, ok := strings.CutPrefix(f.path, path)
-		if path != "" {
-			rest, ok = strings.CutPrefix(rest, ".")
-			ok = ok && strings.HasPrefix(f.path, path)
-		}
+		rest, ok := strings.CutPrefix(f.path, prefix)
 		if ok && rest != "" && !strings.ContainsAny(rest, ".[") {
 			keys = append(keys, rest)
 		}
@@ -115,9 +116,8 @@ func (d *decoder) gateway(g *Gateway, m *mapping) {
 		}
 	}
 	g.Timezone, g.Location = "UTC", time.UTC
-	var tz string
 	if s, ok := m.strScalar("timezone"); ok {
-		tz = s.text
+		tz := s.text
 		switch loc, err := time.LoadLocation(tz); {
 		case tz == "" || tz == "Local":
 			// LoadLocation takes both, but "" is UTC in disguise and Local is whatever the
@@ -174,10 +174,10 @@ func (d *decoder) mqtt(q *MQTT, m *mapping, g *Gateway) {
 	d.password(q, m)
 
 	if s, ok := m.strScalar("format"); ok {
-		switch strings.ToLower(s.text) {
-		case "json":
-			q.Format = "json"
-		case "sparkplug", "sparkplug_b", "sparkplugb", "spbv1.0":
+		switch lower := strings.ToLower(s.text); {
+		case s.text == "json":
+			q.Format = s.text
+		case strings.HasPrefix(lower, "sparkplug") || lower == "spbv1.0":
 			m.bad("format", "sparkplug is not supported yet (a later release adds it; want json)")
 		default:
 			m.bad("format", "unknown format %s (want json)", s.what())
@@ -232,7 +232,7 @@ func (d *decoder) password(q *MQTT, m *mapping) {
 		return
 	}
 	var name string
-	if !m.str("password_file", &name) || !hasFile {
+	if !m.str("password_file", &name) {
 		return
 	}
 	if name == "" {
@@ -332,8 +332,16 @@ func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
 	m.duration("timeout", &dv.Timeout, "want more than 0 and less than 60s",
 		func(v time.Duration) bool { return v > 0 && v < time.Minute })
 	dv.Area, dv.Line = g.Area, g.Line
-	m.level("area", &dv.Area, false)
-	m.level("line", &dv.Line, false)
+	for _, key := range []string{"area", "line"} {
+		dst := &dv.Area
+		if key == "line" {
+			dst = &dv.Line
+		}
+		// "" keeps the gateway's, as the reference's example `area: ""` shows.
+		if s, ok := m.strScalar(key); ok && s.text != "" && m.isLevel(key, s) {
+			*dst = s.text
+		}
+	}
 
 	items := m.list("tags")
 	if len(items) == 0 && !m.failed("tags") {
@@ -395,16 +403,13 @@ func (d *decoder) deviceAddress(dv *Device, m *mapping) {
 var bauds = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
 
 func (d *decoder) serial(s *Serial, m *mapping) {
+	const wantBaud = "want one of 1200, 2400, 4800, 9600, 19200, 38400, 57600 or 115200"
 	var baud int
-	if m.integer("baud", &baud, 1, 1<<31-1, "want a baud rate") {
-		ok := false
-		for _, b := range bauds {
-			ok = ok || b == baud
-		}
-		if ok {
+	if m.integer("baud", &baud, 0, 1<<31-1, wantBaud) {
+		if slices.Contains(bauds, baud) {
 			s.Baud = baud
 		} else {
-			m.bad("baud", "want one of 1200, 2400, 4800, 9600, 19200, 38400, 57600 or 115200, got %d", baud)
+			m.bad("baud", "%s, got %d", wantBaud, baud)
 		}
 	}
 	var bits int

@@ -109,10 +109,13 @@ func checkBroker(s scalar) string {
 func checkHostPort(s string, listener bool) string {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		if strings.Contains(err.Error(), "missing port") {
+		switch {
+		case strings.Contains(err.Error(), "missing port"):
 			return " (no port)"
+		case strings.Contains(err.Error(), "too many colons"):
+			return " (an IPv6 address goes in brackets: [fd00::5]:502)"
 		}
-		return ""
+		return " (not host:port)"
 	}
 	if host == "" && !listener {
 		return " (no host)"
