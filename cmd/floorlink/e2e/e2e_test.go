@@ -73,15 +73,14 @@ func onlineAt(t *testing.T, s *stack, session int) time.Time {
 	return time.Time{}
 }
 
-// checkValues compares every telemetry message with the simulator's registers at the tick the
-// message carries: registers read in one request (all holding registers) must be exactly the
-// snapshot at that tick; the coil and the input register, read in their own requests earlier in
-// the same poll cycle (the planner reads coils, then input registers, then holding registers),
-// must match a snapshot of the same cycle: from up to ten ticks (a second) before it, a bound
-// that holds on a loaded 2-core CI machine.
+// checkValues compares every telemetry message with the simulator's registers at the tick each
+// read of the cycle saw: the holding registers exactly at the tick they carry, the input
+// registers exactly at the tick they carry (ir_tick), and the coil, read first in the cycle, with
+// a snapshot between the previous cycle's holding read and this cycle's input read.
 func checkValues(t *testing.T, sim *simtest.Sim, recs []msg) int {
 	t.Helper()
 	checked := 0
+	prevTick := map[string]uint64{}
 	for _, r := range recs {
 		if r.Kind != "telemetry" {
 			continue
@@ -123,19 +122,36 @@ func checkValues(t *testing.T, sim *simtest.Sim, recs []msg) int {
 		if g := r.float(t, "temperature_c"); math.Abs(g-float64(want.Temperature)) > 0.05+1e-6 {
 			t.Fatalf("seq %d (%s tick %d): temperature_c (int16 × 0.1) = %v, want %v ± 0.05", r.Seq, r.Source, tick, g, want.Temperature)
 		}
+
+		irTick := got("ir_tick")
+		if irTick > tick {
+			t.Fatalf("seq %d (%s): input registers read at tick %d, after the holding registers' %d", r.Seq, r.Source, irTick, tick)
+		}
+		inWant, ok := sim.Snapshot(machine, uint32(irTick))
+		if !ok {
+			t.Fatalf("seq %d: no snapshot of machine %d at tick %d", r.Seq, machine, irTick)
+		}
+		if g, w := got("pressure_x100"), uint64(math.Round(float64(inWant.Pressure)*100)); g != w {
+			t.Fatalf("seq %d (%s input tick %d): pressure_x100 = %d, want %d", r.Seq, r.Source, irTick, g, w)
+		}
+
 		if string(r.Values["running"]) != "true" && string(r.Values["running"]) != "false" {
 			t.Fatalf("seq %d: running = %s, want a bool", r.Seq, r.Values["running"])
 		}
 		running := string(r.Values["running"]) == "true"
-		px100 := got("pressure_x100")
+		from, ok := prevTick[r.Source]
+		if !ok || from > irTick {
+			from = max(irTick, 20) - 20 // the first cycle, or a replayed duplicate
+		}
 		near := false
-		for d := -10; d <= 1 && !near; d++ {
-			m, ok := sim.Snapshot(machine, uint32(int64(tick)+int64(d)))
-			near = ok && (m.State == simtest.Running) == running && uint64(math.Round(float64(m.Pressure)*100)) == px100
+		for tk := from; tk <= irTick && !near; tk++ {
+			m, ok := sim.Snapshot(machine, uint32(tk))
+			near = ok && (m.State == simtest.Running) == running
 		}
 		if !near {
-			t.Fatalf("seq %d (%s tick %d): running=%v pressure_x100=%d match no snapshot of the cycle (ticks -10..+1)", r.Seq, r.Source, tick, running, px100)
+			t.Fatalf("seq %d (%s): running=%v matches no snapshot of ticks %d..%d", r.Seq, r.Source, running, from, irTick)
 		}
+		prevTick[r.Source] = tick
 		checked++
 	}
 	return checked
@@ -236,8 +252,9 @@ func TestEndToEnd_BrokerOutage(t *testing.T) {
 			}
 		}
 	}
-	if min := int(10 * time.Second / (100 * time.Millisecond) * 3 * 8 / 10); outage < min {
-		t.Errorf("%d records from the outage, want at least %d (3 devices polled every 100 ms for 10 s)", outage, min)
+	// A sanity bound, not a speed claim: the tick coverage below proves no poll was lost.
+	if outage < 30 {
+		t.Errorf("%d records from the outage, want at least one per device per second of it", outage)
 	}
 	ticks := deliveredTicks(t, recs)
 	for dev, m := range machines {

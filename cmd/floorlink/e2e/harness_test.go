@@ -83,7 +83,10 @@ func startStack(t *testing.T, o stackOptions) *stack {
 }
 
 // deviceTags reads every layout the simulator serves: holding registers of each type and byte
-// order, a scaled int16, a coil and an input register.
+// order, a scaled int16, a coil and input registers. The planner makes three reads of them per
+// cycle (coils, input registers, holding registers, in that order), and both register reads
+// carry the simulator's tick, so each value can be checked against the model at the tick it was
+// read.
 const deviceTags = `
       - {name: state, address: "40001", type: uint16}
       - {name: tick, address: "40002", type: uint32}
@@ -97,7 +100,8 @@ const deviceTags = `
       - {name: spindle_speed, address: "40018", type: int32}
       - {name: temperature_c, address: "40020", type: int16, scale: 0.1}
       - {name: running, address: "00001", type: bool}
-      - {name: pressure_x100, address: "30002", type: uint16}`
+      - {name: pressure_x100, address: "30002", type: uint16}
+      - {name: ir_tick, address: "30003", type: uint32}`
 
 func lineConfig(dataDir, brokerURL, modbusAddr string, o stackOptions) string {
 	var b strings.Builder
