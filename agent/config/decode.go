@@ -433,8 +433,12 @@ func (d *decoder) scalarOf(path string, n ast.Node, want string) (scalar, bool) 
 	case *ast.AliasNode:
 		return s, false // reported by unsupported
 	default:
-		d.problem(s.pos, path, "%s, got %s", want, kindOf(n))
-		return s, false
+		raw, ok := splitScalar(n)
+		if !ok {
+			d.problem(s.pos, path, "%s, got %s", want, kindOf(n))
+			return s, false
+		}
+		s.raw = raw
 	}
 	text, expanded, errs := expand(s.raw, d.opts.LookupEnv)
 	for _, e := range errs {
@@ -445,6 +449,40 @@ func (d *decoder) scalarOf(path string, n ast.Node, want string) (scalar, bool) 
 	}
 	s.text, s.expanded = text, expanded
 	return s, true
+}
+
+// splitScalar undoes a goccy-go-yaml quirk: inside a flow mapping, an unquoted scalar holding
+// colons, such as tcp://127.0.0.1:1883 in `mqtt: {brokers: [tcp://127.0.0.1:1883]}`, comes back
+// as a one-entry mapping split at its last colon. YAML 1.2 reads it as one scalar (a colon not
+// followed by a space does not start a value), so when the key and the value touch in the
+// source, join them back.
+func splitScalar(n ast.Node) (string, bool) {
+	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) == 1 {
+		n = m.Values[0]
+	}
+	mv, ok := n.(*ast.MappingValueNode)
+	if !ok || mv.Key == nil || mv.Value == nil {
+		return "", false
+	}
+	kt, vt := mv.Key.GetToken(), mv.Value.GetToken()
+	if kt == nil || vt == nil || kt.Position == nil || vt.Position == nil {
+		return "", false
+	}
+	switch mv.Value.(type) {
+	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode:
+	default:
+		return "", false
+	}
+	// Only plain (unquoted) scalars can have been split.
+	if _, ok := mv.Key.(*ast.StringNode); !ok || kt.Type != token.StringType ||
+		vt.Type == token.SingleQuoteType || vt.Type == token.DoubleQuoteType {
+		return "", false
+	}
+	key := kt.Value
+	if kt.Position.Line != vt.Position.Line || vt.Position.Column != kt.Position.Column+utf8.RuneCountInString(key)+1 {
+		return "", false
+	}
+	return key + ":" + vt.Value, true
 }
 
 // str decodes a string. An unquoted decimal integer is taken as written (integrators write

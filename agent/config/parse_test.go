@@ -485,3 +485,22 @@ func TestCheckHostPort(t *testing.T) {
 	f("plc-1:65536", true, " (port must be a number from 0 to 65535)")
 	f("plc-1:+1", false, " (port must be a number from 1 to 65535)")
 }
+
+// TestParse_FlowMappingURL: goccy-go-yaml splits an unquoted URL in a list inside a flow mapping
+// at its last colon; the decoder joins it back, as YAML 1.2 reads it.
+func TestParse_FlowMappingURL(t *testing.T) {
+	src := "gateway: {id: gw, site: s, area: a, line: l}\nmqtt: {brokers: [tcp://127.0.0.1:1883, mqtt://b.local:8883]}\n"
+	f, err := Parse("flow.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"tcp://127.0.0.1:1883", "mqtt://b.local:8883"}
+	if len(f.MQTT.Brokers) != 2 || f.MQTT.Brokers[0] != want[0] || f.MQTT.Brokers[1] != want[1] {
+		t.Fatalf("brokers = %q, want %q", f.MQTT.Brokers, want)
+	}
+	// A real one-entry mapping (a space after the colon) is still a mapping.
+	_, err = Parse("flow.yaml", []byte("gateway: {id: gw, site: s, area: a, line: l}\nmqtt: {brokers: [{tcp: 1883}]}\n"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "got a mapping") {
+		t.Fatalf("a mapping item was accepted as a URL: %v", err)
+	}
+}
