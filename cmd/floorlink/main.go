@@ -82,6 +82,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 	var (
 		cfgPath  string
 		logLevel string
+		dataDir  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
@@ -102,6 +103,9 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if dataDir != "" { // a flag wins over the file, which wins over the default
+				cfg.Gateway.DataDir = dataDir
+			}
 			a, err := agent.New(cfg, log)
 			if err != nil {
 				return err
@@ -113,6 +117,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "directory of the buffer file (overrides gateway.data_dir)")
 	return cmd
 }
 

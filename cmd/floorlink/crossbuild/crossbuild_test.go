@@ -4,6 +4,7 @@
 package crossbuild_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,6 +73,14 @@ devices:
 `, filepath.Join(dir, "data"), sim.ModbusAddr())), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if out, err := exec.Command(qemu, bin, "validate", cfg).CombinedOutput(); err != nil || !strings.Contains(string(out), ": ok") {
+				t.Fatalf("validate under %s: %v: %s", tg.qemu, err, out)
+			}
+			bad := filepath.Join(dir, "bad.yaml")
+			os.WriteFile(bad, []byte("gateway: {id: gw}\n"), 0o644)
+			if err := exec.Command(qemu, bin, "validate", bad).Run(); exitCode(err) != 2 {
+				t.Fatalf("validate of a bad file under %s: %v, want exit 2", tg.qemu, err)
+			}
 			path := filepath.Join(dir, "data", agent.BufferFile)
 			first := runUntilStored(t, qemu, bin, cfg, path, 0)
 			second := runUntilStored(t, qemu, bin, cfg, path, first.head)
@@ -81,6 +90,17 @@ devices:
 			t.Logf("%s: head %d after the first run, %d after the second, epoch %s", tg.name, first.head, second.head, first.epoch)
 		})
 	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
 
 type bufState struct {
