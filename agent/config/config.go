@@ -68,6 +68,23 @@ type MQTT struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
 	// StatsInterval is the period of the gateway stats message; zero disables it.
 	StatsInterval time.Duration `yaml:"stats_interval" json:"stats_interval"`
+	// MaxDrainRate bounds the messages sent per second, a backlog included; it exceeds the
+	// ingest rate of the devices, so a backlog always drains.
+	MaxDrainRate float64 `yaml:"max_drain_rate" json:"max_drain_rate"`
+	// MaxMessageBytes bounds one message's payload; a record that would exceed it is split.
+	MaxMessageBytes int64 `yaml:"max_message_bytes" json:"max_message_bytes"`
+	// TLS configures encrypted connections to ssl://, tls:// and mqtts:// brokers; nil uses
+	// the system's roots.
+	TLS *TLS `yaml:"tls" json:"tls"`
+}
+
+// TLS is the broker connection's TLS setting. Paths are absolute once parsed.
+type TLS struct {
+	CAFile             string `yaml:"ca_file" json:"ca_file"`
+	CertFile           string `yaml:"cert_file" json:"cert_file"`
+	KeyFile            string `yaml:"key_file" json:"key_file"`
+	ServerName         string `yaml:"server_name" json:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" json:"insecure_skip_verify"`
 }
 
 // Buffer is the durable record queue.

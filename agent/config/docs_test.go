@@ -137,7 +137,7 @@ func TestDocs_Examples(t *testing.T) {
 func TestFields_DefaultsApplied(t *testing.T) {
 	f := mustParse(t, "/etc/floorlink/x.yaml", `
 gateway: {id: gw-1, site: s, area: a, line: l}
-mqtt: {brokers: ["tcp://b:1883"]}
+mqtt: {brokers: ["ssl://b:8883"], tls: {}}
 devices:
   - {name: tcp, protocol: modbus-tcp, address: "h:502", tags: [{name: t, address: "40001", type: uint16}]}
   - {name: rtu, protocol: modbus-rtu, address: /dev/ttyS0, unit_id: 1, tags: [{name: t, address: "40001", type: uint16}]}
@@ -183,6 +183,8 @@ devices:
 				t.Fatalf("%s: default %q: %v", fd.path, fd.def, err)
 			}
 			want = v
+		case bool:
+			want = fd.def == "true"
 		case Deadband:
 			v, err := strconv.ParseFloat(fd.def, 64)
 			if err != nil {

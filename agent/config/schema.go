@@ -206,6 +206,65 @@ func (d *decoder) mqtt(q *MQTT, m *mapping, g *Gateway) {
 	m.duration("shutdown_grace", &q.ShutdownGrace, "want more than 0", positive)
 	m.duration("stats_interval", &q.StatsInterval, "want 0 (off) or at least 1s",
 		func(v time.Duration) bool { return v == 0 || v >= time.Second })
+	if m.has("max_drain_rate") && m.number("max_drain_rate", &q.MaxDrainRate) && q.MaxDrainRate <= 0 {
+		m.bad("max_drain_rate", "want more than 0 messages/s, got %g", q.MaxDrainRate)
+		q.MaxDrainRate = 0
+	}
+	if s, ok := m.scalar("max_message_bytes", wantSize); ok {
+		v, ok := parseSize(s.text)
+		switch {
+		case !ok:
+			m.bad("max_message_bytes", "%s, got %s", wantSize, s.what())
+		case v < 1<<10 || v > 256<<20:
+			m.bad("max_message_bytes", "want 1KiB to 256MiB, got %s", s.what())
+		default:
+			q.MaxMessageBytes = v
+		}
+	}
+	if t := m.sub("tls", childKeys("mqtt.tls")); t.present {
+		q.TLS = &TLS{}
+		d.tls(q.TLS, t)
+	}
+}
+
+// tls reads the TLS section; the files must be readable now, so that a wrong path is a problem
+// at validate time, not a reconnect loop on the gateway.
+func (d *decoder) tls(t *TLS, m *mapping) {
+	file := func(key string, dst *string) {
+		var name string
+		if !m.str(key, &name) || name == "" {
+			return
+		}
+		*dst = d.abs(name)
+		if _, err := d.opts.ReadFile(*dst); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			m.bad(key, "read %q: %v", name, err)
+		}
+	}
+	file("ca_file", &t.CAFile)
+	file("cert_file", &t.CertFile)
+	file("key_file", &t.KeyFile)
+	if (t.CertFile == "") != (t.KeyFile == "") && !m.failed("cert_file") && !m.failed("key_file") {
+		missing := "key_file"
+		if t.CertFile == "" {
+			missing = "cert_file"
+		}
+		m.bad(missing, "cert_file and key_file go together: set both or neither")
+	}
+	m.str("server_name", &t.ServerName)
+	if s, ok := m.scalar("insecure_skip_verify", "want true or false"); ok {
+		switch s.text {
+		case "true":
+			t.InsecureSkipVerify = true
+		case "false":
+			t.InsecureSkipVerify = false
+		default:
+			m.bad("insecure_skip_verify", "want true or false, got %s", s.what())
+		}
+	}
 }
 
 func positive(v time.Duration) bool { return v > 0 }

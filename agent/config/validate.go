@@ -2,11 +2,13 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // topicLevel checks a name that becomes one MQTT topic level (MQTT 3.1.1 section 4.7: / splits
@@ -86,9 +88,9 @@ func checkBroker(s scalar) string {
 		return "credentials in a broker URL are not allowed: set mqtt.username and mqtt.password"
 	}
 	switch u.Scheme {
-	case "tcp", "mqtt":
-	case "ssl", "tls", "mqtts", "tcps", "ws", "wss":
-		return fmt.Sprintf("scheme %s:// is not supported yet (want tcp:// or mqtt://)", u.Scheme)
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+	case "tcps", "ws", "wss":
+		return fmt.Sprintf("scheme %s:// is not supported (want tcp://, mqtt://, or ssl://, tls://, mqtts:// for TLS)", u.Scheme)
 	default:
 		return fmt.Sprintf("%s, got %s", want, s.what())
 	}
@@ -174,6 +176,53 @@ func (d *decoder) crossChecks(f *File) {
 	}
 	for _, bus := range f.Buses() {
 		d.checkBus(f, bus)
+	}
+	d.checkDrainRate(f)
+	d.checkTLS(f)
+}
+
+// IsTLS reports whether a broker URL asks for TLS.
+func IsTLS(broker string) bool {
+	scheme, _, _ := strings.Cut(broker, "://")
+	return scheme == "ssl" || scheme == "tls" || scheme == "mqtts"
+}
+
+// IngestRate is the records per second the devices produce when every tag is published every
+// cycle: one telemetry record per device per poll.
+func (f *File) IngestRate() float64 {
+	var r float64
+	for _, dv := range f.Devices {
+		if dv.PollInterval > 0 {
+			r += float64(time.Second) / float64(dv.PollInterval)
+		}
+	}
+	return r
+}
+
+// checkDrainRate applies the default of mqtt.max_drain_rate, which depends on the devices, and
+// refuses a rate that could never drain a backlog: live records alone would use it all.
+func (d *decoder) checkDrainRate(f *File) {
+	ingest := f.IngestRate()
+	if f.MQTT.MaxDrainRate == 0 {
+		if !d.failed["mqtt.max_drain_rate"] {
+			f.MQTT.MaxDrainRate = max(1000, 4*ingest)
+		}
+		return
+	}
+	if f.MQTT.MaxDrainRate <= ingest {
+		d.problemAt("mqtt.max_drain_rate", "%g messages/s cannot drain a backlog: the devices produce %.4g records/s (want more, e.g. %.4g)",
+			f.MQTT.MaxDrainRate, ingest, math.Ceil(2*ingest))
+	}
+}
+
+// checkTLS ties the tls section to the brokers' schemes.
+func (d *decoder) checkTLS(f *File) {
+	tls := false
+	for _, b := range f.MQTT.Brokers {
+		tls = tls || IsTLS(b)
+	}
+	if f.MQTT.TLS != nil && !tls && !d.failed["mqtt.brokers"] {
+		d.problemAt("mqtt.tls", "TLS settings need an ssl://, tls:// or mqtts:// broker; every broker here is plain tcp")
 	}
 }
 
