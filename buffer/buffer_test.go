@@ -58,12 +58,13 @@ func TestBuffer_RoundTrip(t *testing.T) {
 		t.Errorf("after Ack(4): got %d entries from %d, want 6 from 5", len(got), got[0].seq)
 	}
 	s := b.Stats()
-	want := Stats{Head: 10, Cursor: 4, Entries: 6, FileBytes: s.FileBytes, Appended: 10, Committed: 10, Commits: s.Commits}
+	want := Stats{Head: 10, Cursor: 4, Entries: 6, FileBytes: s.FileBytes, Bytes: 6 * 200, OldestAge: s.OldestAge,
+		Appended: 10, Committed: 10, Commits: s.Commits}
 	if diff := cmp.Diff(want, s); diff != "" {
 		t.Errorf("Stats (-want +got):\n%s", diff)
 	}
-	if s.FileBytes <= 0 || s.Commits < 1 || s.Commits > 10 {
-		t.Errorf("Stats: FileBytes %d, Commits %d; want > 0 and 1…10", s.FileBytes, s.Commits)
+	if s.FileBytes <= 0 || s.Commits < 1 || s.Commits > 10 || s.OldestAge <= 0 {
+		t.Errorf("Stats: FileBytes %d, Commits %d, OldestAge %v; want > 0, 1…10 and > 0", s.FileBytes, s.Commits, s.OldestAge)
 	}
 }
 

@@ -14,8 +14,22 @@ var (
 	ErrNewerFormat = errors.New("buffer file format is newer than this binary supports")
 
 	// ErrQueueFull is returned by Append when Options.QueueLen payloads are already waiting for a
-	// commit. Nothing was queued; the caller decides whether to drop, count or retry.
+	// commit, and by AppendDroppable from Options.DroppableQueueLen on. Nothing was queued; the
+	// caller decides whether to drop, count or retry.
 	ErrQueueFull = errors.New("buffer append queue is full")
+
+	// ErrInUse is wrapped by Open, OpenReadOnly, Compact and CompactFile when another process
+	// (or another Open in this one) has the file open: its lock was not granted within about a
+	// second. For a CLI, this means the agent is running.
+	ErrInUse = errors.New("buffer file is in use")
+
+	// ErrReadOnly is returned by the methods that write (Run, Append, AppendDroppable, Ack,
+	// SetState) on a Buffer from OpenReadOnly.
+	ErrReadOnly = errors.New("buffer is open read-only")
+
+	// ErrTooLarge is wrapped by Append and AppendDroppable for a payload over the limit: bbolt's
+	// value size, or with Options.MaxBytes, MaxBytes/128.
+	ErrTooLarge = errors.New("payload too large for the buffer")
 
 	// ErrClosed is returned by Append once Run has returned or Close was called, by Run when Close
 	// was called while it ran, by Flush and Wait when no commit can come any more, and by every

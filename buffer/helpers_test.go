@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -35,13 +36,49 @@ func openBuffer(t testing.TB, path string, opts Options) *Buffer {
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
+	if opts.MaxBytes > 0 {
+		checkSizeAfterCommits(t, b, opts.MaxBytes)
+	}
 	t.Cleanup(func() {
 		if err := b.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		checkInvariants(t, path)
+		if opts.MaxBytes > 0 {
+			checkFileSize(t, path, opts.MaxBytes)
+		}
 	})
 	return b
+}
+
+// checkSizeAfterCommits makes b's writer check, after every commit, that the file is at most
+// maxBytes (set before Run; it keeps a hook already set).
+func checkSizeAfterCommits(t testing.TB, b *Buffer, maxBytes int64) {
+	prev := b.afterCommit
+	b.afterCommit = func() {
+		checkFileSize(t, b.path, maxBytes)
+		if prev != nil {
+			prev()
+		}
+	}
+	b.afterPlan = func(need, room, allocated, hwm int64) {
+		if allocated > need || hwm > b.lim.hwmMax {
+			t.Errorf("commit allocated %d pages, bound %d (room %d); high-water mark %d, limit %d", allocated, need, room, hwm, b.lim.hwmMax)
+		}
+	}
+}
+
+// checkFileSize fails the test if the file at path is larger than maxBytes.
+func checkFileSize(t testing.TB, path string, maxBytes int64) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Errorf("stat %s: %v", path, err)
+		return
+	}
+	if fi.Size() > maxBytes {
+		t.Errorf("file %s is %d bytes, over MaxBytes %d", path, fi.Size(), maxBytes)
+	}
 }
 
 // runBuffer starts b.Run in a goroutine. The returned stop cancels it and returns Run's result;

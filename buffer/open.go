@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -25,7 +26,11 @@ import (
 // damaged or that lacks the buffer's meta data is moved aside to "<path>.corrupt-<UTC time>",
 // logged at Error and replaced by a fresh file with a new epoch; MovedAside reports it. A file
 // another process (or another Open in this one) holds makes Open fail after about a second with
-// an error saying the file is in use. Checking an existing file reads all of it.
+// an error wrapping ErrInUse. Checking an existing file reads all of it.
+//
+// If the newest entry is stamped in the future (by Options.Now, beyond the jump threshold), the
+// clock went back while the file was closed: Open exempts every entry from MaxAge and Run
+// reports the jump to Options.OnClockJump.
 //
 // A nil log discards.
 func Open(path string, opts Options, log *slog.Logger) (*Buffer, error) {
@@ -36,17 +41,26 @@ func Open(path string, opts Options, log *slog.Logger) (*Buffer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Buffer{
-		path:    path,
-		opts:    opts,
-		log:     log,
-		wake:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
-		ring:    make([]item, opts.QueueLen),
-		notify:  make(chan struct{}),
+	for attempt := 0; ; attempt++ {
+		b, err := open(path, opts, log)
+		if errors.Is(err, errReplaced) && attempt == 0 {
+			continue // CompactFile renamed a new file over it while we waited for the lock
+		}
+		return b, err
 	}
+}
+
+// errReplaced: the file at the path is not the one Open locked.
+var errReplaced = errors.New("the file was replaced while it was being opened")
+
+func open(path string, opts Options, log *slog.Logger) (*Buffer, error) {
+	b := newBuffer(path, opts, log)
 	if err := b.prepare(); err != nil {
 		return nil, err
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open buffer: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: lockTimeout,
@@ -61,7 +75,71 @@ func Open(path string, opts Options, log *slog.Logger) (*Buffer, error) {
 		}
 		return nil, fmt.Errorf("open buffer file %s: %w", path, err)
 	}
-	if err := b.load(db); err != nil {
+	fail := func(err error) (*Buffer, error) {
+		_ = db.Close()
+		return nil, err
+	}
+	// CompactFile renames a compacted copy over the file it holds locked: if that happened
+	// while bbolt waited for the lock, bbolt may hold the old file.
+	if after, err := os.Stat(path); err != nil || !os.SameFile(before, after) {
+		return fail(fmt.Errorf("open buffer file %s: %w", path, errReplaced))
+	}
+	hwm, err := b.load(db)
+	if err != nil {
+		return fail(err)
+	}
+	if opts.MaxBytes > 0 {
+		b.lim, err = newLimits(opts.MaxBytes, db.Info().PageSize, hwm)
+		if err != nil {
+			return fail(err)
+		}
+		db.AllocSize = b.lim.allocSize
+		if fi, err := os.Stat(path); err == nil && fi.Size() > opts.MaxBytes {
+			log.Warn("buffer file is larger than max_bytes (bbolt never shrinks a file): entries are kept within max_bytes, the file keeps its size until compacted",
+				"file", path, "file_bytes", fi.Size(), "max_bytes", opts.MaxBytes)
+		}
+	}
+	b.db = db
+	if err := b.checkOpenClock(); err != nil {
+		b.db = nil
+		return fail(err)
+	}
+	return b, nil
+}
+
+// OpenReadOnly opens an existing buffer file for inspection (Stats, ReadAfter, State, WriteTo):
+// it never writes to it, never creates or moves a file, and takes a shared lock, so an Open (a
+// starting agent) waits for its Close. A file another process has open with Open makes it fail
+// within about a second with an error wrapping ErrInUse; an unreadable file with a
+// *CorruptError, a newer one with ErrNewerFormat. Like Open, it reads all of the file to check
+// it. The methods that write return ErrReadOnly.
+func OpenReadOnly(path string) (*Buffer, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open buffer: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("open buffer: %s is not a regular file", path)
+	}
+	cause, err := inspect(path, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	if cause != nil {
+		return nil, &CorruptError{Path: path, Err: cause}
+	}
+	db, err := openReadOnly(path, false)
+	if err != nil {
+		if cause, err := classifyOpenError(path, err); err != nil {
+			return nil, err
+		} else {
+			return nil, &CorruptError{Path: path, Err: cause}
+		}
+	}
+	b := newBuffer(path, Options{}.withDefaults(), slog.New(slog.DiscardHandler))
+	b.readOnly = true
+	b.stopping = true
+	if _, err := b.load(db); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -69,8 +147,60 @@ func Open(path string, opts Options, log *slog.Logger) (*Buffer, error) {
 	return b, nil
 }
 
+func newBuffer(path string, opts Options, log *slog.Logger) *Buffer {
+	mono := opts.mono
+	if mono == nil {
+		start := time.Now()
+		mono = func() time.Duration { return time.Since(start) }
+	}
+	return &Buffer{
+		path:    path,
+		opts:    opts,
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		ring:    make([]item, opts.QueueLen),
+		notify:  make(chan struct{}),
+		mono:    mono,
+	}
+}
+
+// checkOpenClock takes the first clock readings and, if the newest entry is stamped in the
+// future, records a jump back: every entry is exempt from MaxAge, in the file at once.
+func (b *Buffer) checkOpenClock() error {
+	wall := b.opts.Now().Round(0)
+	b.lastWall, b.lastMono = wall, b.mono()
+	newest := int64(0)
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if _, v := tx.Bucket(bucketEntries).Cursor().Last(); v != nil {
+			newest = int64(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("open buffer file %s: %w", b.path, err)
+	}
+	ahead := time.Unix(0, newest).Sub(wall)
+	if newest == 0 || ahead <= jumpThreshold {
+		return nil
+	}
+	head := b.head.Load()
+	if head > b.ageFloor {
+		err := b.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyAgeFloor, be64(head))
+		})
+		if err != nil {
+			return fmt.Errorf("open buffer file %s: write age floor: %w", b.path, err)
+		}
+		b.ageFloor = head
+	}
+	b.clockJumps++
+	b.pendJump = &ClockJump{Wall: -ahead, AgeFloor: head}
+	return nil
+}
+
 func inUseError(path string, err error) error {
-	return fmt.Errorf("buffer file %s is in use by another process or Open (lock not granted within %v): %w", path, lockTimeout, err)
+	return fmt.Errorf("buffer file %s is in use by another process or Open (lock not granted within %v): %w (%w)", path, lockTimeout, ErrInUse, err)
 }
 
 // prepare makes sure a usable buffer file exists at b.path: it checks an existing one, moves an
@@ -100,11 +230,12 @@ func (b *Buffer) prepare() error {
 	return create(b.path)
 }
 
-// load reads what the buffer keeps in memory from a checked file.
-func (b *Buffer) load(db *bolt.DB) error {
-	return db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil || tx.Bucket(bucketEntries) == nil || tx.Bucket(bucketState) == nil {
+// load reads what the buffer keeps in memory from a checked file, and returns its page
+// high-water mark (pages). It reads every entry (their sizes) and every state.
+func (b *Buffer) load(db *bolt.DB) (hwm int64, err error) {
+	err = db.View(func(tx *bolt.Tx) error {
+		meta, entries, state := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries), tx.Bucket(bucketState)
+		if meta == nil || entries == nil || state == nil {
 			return fmt.Errorf("open buffer file %s: buckets missing after check", b.path)
 		}
 		head, ok1 := u64(meta.Get(keyHead))
@@ -115,8 +246,32 @@ func (b *Buffer) load(db *bolt.DB) error {
 		b.head.Store(head)
 		b.cursor.Store(cursor)
 		b.epoch = string(meta.Get(keyEpoch))
+		b.ageFloor, _ = u64(meta.Get(keyAgeFloor))
+		c := entries.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if b.bytes == 0 && b.oldest == 0 {
+				b.oldest = int64(binary.BigEndian.Uint64(v))
+			}
+			b.bytes += int64(len(v) - stampLen)
+			e := elemSize(len(v))
+			b.maxElem = max(b.maxElem, e)
+			b.tail.add(e)
+		}
+		return state.ForEach(func(k, v []byte) error {
+			e := int64(elemOverhead - 8 + len(k) + len(v))
+			b.stateElem = max(b.stateElem, e)
+			b.stateBytes += e
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		hwm = tx.Size() / int64(db.Info().PageSize)
 		return nil
 	})
+	return hwm, err
 }
 
 // create makes a new buffer file at path: it is initialised under a temporary name and renamed,

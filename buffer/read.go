@@ -3,6 +3,7 @@ package buffer
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,11 +26,11 @@ func (b *Buffer) ReadAfter(after uint64, max int, fn func(seq uint64, payload []
 	if b.isClosed() {
 		return ErrClosed
 	}
-	tx, err := b.db.Begin(false)
+	tx, err := b.beginRead()
 	if err != nil {
 		return fmt.Errorf("read buffer file %s: %w", b.path, dbErr(err))
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer b.endRead(tx)
 	var from [8]byte
 	binary.BigEndian.PutUint64(from[:], after+1)
 	c := tx.Bucket(bucketEntries).Cursor()
@@ -46,14 +47,19 @@ func (b *Buffer) ReadAfter(after uint64, max int, fn func(seq uint64, payload []
 // Ack records that every entry up to and including seq through was delivered: the cursor moves to
 // through and those entries are deleted, in one write transaction, so the file stays bounded in
 // steady state (bbolt reuses the freed pages; it never shrinks the file). An Ack at or before the
-// cursor does nothing (the cursor never goes backwards); an Ack beyond the last committed entry is
-// an error. Safe for concurrent use; Acks are serialized.
+// cursor does nothing (the cursor never goes backwards, and it moves by itself past entries the
+// limits drop); an Ack beyond the last committed entry is an error. Safe for concurrent use;
+// Acks are serialized.
 func (b *Buffer) Ack(through uint64) error {
-	b.ackMu.Lock()
-	defer b.ackMu.Unlock()
+	if b.readOnly {
+		return ErrReadOnly
+	}
+	b.txMu.Lock()
+	defer b.txMu.Unlock()
 	if through <= b.cursor.Load() {
 		return nil
 	}
+	var freed, oldest int64
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		head, _ := u64(meta.Get(keyHead))
@@ -67,18 +73,30 @@ func (b *Buffer) Ack(through uint64) error {
 		// The stored seqs are exactly cursor+1 … head, so deleting by key finds every one.
 		entries := tx.Bucket(bucketEntries)
 		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], cursor+1)
+		c := entries.Cursor()
+		for key, v := c.Seek(k[:]); key != nil && binary.BigEndian.Uint64(key) <= through; key, v = c.Next() {
+			freed += int64(len(v) - stampLen)
+		}
 		for seq := cursor + 1; seq <= through; seq++ {
 			binary.BigEndian.PutUint64(k[:], seq)
 			if err := entries.Delete(k[:]); err != nil {
 				return fmt.Errorf("delete entry %d: %w", seq, err)
 			}
 		}
+		if _, v := entries.Cursor().First(); v != nil {
+			oldest = int64(binary.BigEndian.Uint64(v))
+		}
 		return meta.Put(keyCursor, be64(through))
 	})
 	if err != nil {
 		return fmt.Errorf("ack buffer file %s: %w", b.path, dbErr(err))
 	}
+	b.mu.Lock()
 	b.cursor.Store(through)
+	b.bytes -= freed
+	b.oldest = oldest
+	b.mu.Unlock()
 	return nil
 }
 
@@ -88,12 +106,13 @@ func (b *Buffer) State(key string) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	var val []byte
-	err := b.db.View(func(tx *bolt.Tx) error {
+	tx, err := b.beginRead()
+	if err == nil {
 		if v := tx.Bucket(bucketState).Get([]byte(key)); v != nil {
 			val = append(make([]byte, 0, len(v)), v...)
 		}
-		return nil
-	})
+		b.endRead(tx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read state %q from buffer file %s: %w", key, b.path, dbErr(err))
 	}
@@ -104,12 +123,17 @@ func (b *Buffer) State(key string) ([]byte, error) {
 // own, synced like a commit. To keep a state in step with appended payloads, pass it to Append
 // instead. Safe for concurrent use.
 func (b *Buffer) SetState(key string, value []byte) error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
 	if err := checkStates([]State{{Key: key, Value: value}}); err != nil {
 		return fmt.Errorf("set state in buffer file %s: %w", b.path, err)
 	}
 	if b.isClosed() {
 		return ErrClosed
 	}
+	b.txMu.Lock()
+	defer b.txMu.Unlock()
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketState)
 		if value == nil {
@@ -120,5 +144,46 @@ func (b *Buffer) SetState(key string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("set state %q in buffer file %s: %w", key, b.path, dbErr(err))
 	}
+	e := int64(elemOverhead - 8 + len(key) + len(value))
+	b.stateElem = max(b.stateElem, e)
+	b.stateBytes += e
 	return nil
+}
+
+// WriteTo writes a consistent copy of the file, as of its last commit, to w: a hot backup of a
+// running buffer, which Open (or OpenReadOnly) opens like the original. It returns the bytes
+// written. It holds a read transaction for its whole duration: meanwhile bbolt cannot reuse
+// the pages commits free, nor remap the file to grow it, so the writer may stall, and with
+// Options.MaxBytes a file at its limit makes commits wait (Stats.Stalls) until WriteTo returns.
+func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
+	if b.isClosed() {
+		return 0, ErrClosed
+	}
+	tx, err := b.beginRead()
+	if err != nil {
+		return 0, fmt.Errorf("back up buffer file %s: %w", b.path, dbErr(err))
+	}
+	defer b.endRead(tx)
+	n, err := tx.WriteTo(w)
+	if err != nil {
+		return n, fmt.Errorf("back up buffer file %s: %w", b.path, err)
+	}
+	return n, nil
+}
+
+// beginRead begins a read transaction, counted for beginWrite.
+func (b *Buffer) beginRead() (*bolt.Tx, error) {
+	b.readsStarted.Add(1)
+	tx, err := b.db.Begin(false)
+	if err != nil {
+		b.readsEnded.Add(1)
+		return nil, err
+	}
+	return tx, nil
+}
+
+// endRead ends a read transaction from beginRead.
+func (b *Buffer) endRead(tx *bolt.Tx) {
+	_ = tx.Rollback()
+	b.readsEnded.Add(1)
 }

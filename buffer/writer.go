@@ -25,12 +25,32 @@ const (
 // the writer to commit; the entry's seq is assigned at commit. It never blocks: it returns
 // ErrQueueFull when Options.QueueLen payloads are waiting, and ErrClosed once Run has returned or
 // Close was called. Appends are committed in the order they were accepted. The caller may reuse
-// payload and the states' values as soon as Append returns.
+// payload and the states' values as soon as Append returns. A payload over the limit is refused
+// with an error wrapping ErrTooLarge.
 //
 // Append allocates once per call (the copy of payload), plus copies of the states when given.
 func (b *Buffer) Append(payload []byte, states ...State) error {
-	if len(payload) > maxPayload {
-		return fmt.Errorf("append %d-byte payload to buffer file %s: over the limit of %d bytes", len(payload), b.path, maxPayload)
+	return b.append(payload, states, false)
+}
+
+// AppendDroppable is Append for payloads that may be given up first when the disk stalls
+// (telemetry): it is refused with ErrQueueFull as soon as Options.DroppableQueueLen payloads are
+// waiting (by default 3/4 of the queue), so the rest of the queue stays for Append (KPI records,
+// events). Once accepted, its payload is an entry like any other.
+func (b *Buffer) AppendDroppable(payload []byte) error {
+	return b.append(payload, nil, true)
+}
+
+func (b *Buffer) append(payload []byte, states []State, droppable bool) error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
+	limit := maxPayload
+	if b.lim != nil {
+		limit = b.lim.maxPayload
+	}
+	if len(payload) > limit {
+		return fmt.Errorf("append %d-byte payload to buffer file %s: over the limit of %d bytes: %w", len(payload), b.path, limit, ErrTooLarge)
 	}
 	var st []State
 	if len(states) > 0 {
@@ -48,8 +68,13 @@ func (b *Buffer) Append(payload []byte, states ...State) error {
 		b.mu.Unlock()
 		return ErrClosed
 	}
+	if droppable && b.qlen >= b.opts.DroppableQueueLen {
+		b.queueFullDroppable++
+		b.mu.Unlock()
+		return ErrQueueFull
+	}
 	if b.qlen == len(b.ring) {
-		b.queueFull++
+		b.queueFullAppend++
 		b.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -95,13 +120,18 @@ func copyStates(states []State) []State {
 // Run is the single writer: it group-commits the queued appends, at most Options.MaxBatch per
 // transaction, as soon as the previous commit ended or, with Options.CommitInterval, no sooner
 // than that after the previous commit started. A failed commit is logged at Error and retried
-// with backoff, the batch kept; Stats counts the failures.
+// with backoff, the batch kept; Stats counts the failures. Run applies Options.MaxBytes and
+// Options.MaxAge in its commits (and MaxAge between them too), and calls Options.OnDrop and
+// Options.OnClockJump.
 //
 // When ctx ends, Run stops accepting appends (Append returns ErrClosed from then on), commits
 // everything still queued and returns nil. If those last commits keep failing it gives up after a
 // few attempts and returns an error saying how many payloads were lost. It returns ErrClosed if
 // Close is called while it runs, and an error at once if another Run is running or has run.
 func (b *Buffer) Run(ctx context.Context) error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
 	b.mu.Lock()
 	switch {
 	case b.closed, b.run == runDone:
@@ -121,8 +151,18 @@ func (b *Buffer) Run(ctx context.Context) error {
 		b.mu.Unlock()
 	}()
 
+	b.txMu.Lock()
+	jump := b.pendJump // found by Open
+	b.pendJump = nil
+	b.txMu.Unlock()
+	if jump != nil {
+		b.announce(report{jump: jump})
+	}
+
 	timer := time.NewTimer(time.Hour) // one timer, reused: waiting allocates nothing per commit
 	timer.Stop()
+	tick := time.NewTicker(b.tickPeriod()) // MaxAge and the clock between commits
+	defer tick.Stop()
 	var last time.Time // start of the last commit
 	backoff := minBackoff
 	for {
@@ -131,6 +171,11 @@ func (b *Buffer) Run(ctx context.Context) error {
 			return b.drain(timer)
 		case <-b.closing:
 			return ErrClosed
+		case <-tick.C:
+			if _, err := b.write(0); err != nil && !b.isClosed() {
+				b.log.Warn("buffer maintenance commit failed; next try at the next tick", "file", b.path, "err", err)
+			}
+			continue
 		case <-b.wake:
 		}
 		for {
@@ -150,11 +195,15 @@ func (b *Buffer) Run(ctx context.Context) error {
 				}
 			}
 			last = time.Now()
-			if err := b.commit(n); err != nil {
+			if _, err := b.write(n); err != nil {
 				if b.isClosed() {
 					return ErrClosed
 				}
-				b.log.Error("buffer commit failed; retrying", "file", b.path, "payloads", n, "retry_in", backoff, "err", err)
+				if errors.Is(err, errNoRoom) {
+					b.log.Warn("buffer commit postponed", "file", b.path, "payloads", n, "retry_in", backoff, "err", err)
+				} else {
+					b.log.Error("buffer commit failed; retrying", "file", b.path, "payloads", n, "retry_in", backoff, "err", err)
+				}
 				if err := b.sleep(ctx, timer, backoff); err != nil {
 					return b.stop(err, timer)
 				}
@@ -162,6 +211,44 @@ func (b *Buffer) Run(ctx context.Context) error {
 				continue
 			}
 			backoff = minBackoff
+		}
+	}
+}
+
+// tickPeriod is how often Run checks MaxAge and the clock between commits.
+func (b *Buffer) tickPeriod() time.Duration {
+	if b.opts.MaxAge > 0 {
+		return min(max(b.opts.MaxAge/10, time.Second), time.Minute)
+	}
+	return time.Minute
+}
+
+// write runs one writer commit of up to n queued payloads (n == 0: only what MaxAge and a clock
+// jump need, if anything), then the test hook and the callbacks. It returns how many payloads
+// it committed.
+func (b *Buffer) write(n int) (int, error) {
+	done, rep, err := b.commit(n)
+	if err == nil && rep.committed && b.afterCommit != nil {
+		b.afterCommit()
+	}
+	b.announce(rep)
+	return done, err
+}
+
+// announce logs and calls the callbacks for what a commit reports. Run's goroutine only, with
+// no lock held, so the callbacks may call Append.
+func (b *Buffer) announce(rep report) {
+	if rep.jump != nil {
+		j := *rep.jump
+		b.log.Warn("clock jump detected; entries appended before it are exempt from max_age",
+			"file", b.path, "wall", j.Wall, "monotonic", j.Monotonic, "age_floor", j.AgeFloor)
+		if b.opts.OnClockJump != nil {
+			b.opts.OnClockJump(j)
+		}
+	}
+	for _, d := range rep.drops {
+		if d.Count > 0 && b.opts.OnDrop != nil {
+			b.opts.OnDrop(d)
 		}
 	}
 }
@@ -201,7 +288,7 @@ func (b *Buffer) drain(timer *time.Timer) error {
 		if n == 0 {
 			return nil
 		}
-		err := b.commit(n)
+		_, err := b.write(n)
 		if err == nil {
 			attempt, backoff = 1, minBackoff
 			continue
@@ -233,81 +320,6 @@ func (b *Buffer) batchLen() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return min(b.qlen, b.opts.MaxBatch)
-}
-
-// commit writes the first n queued payloads, with their states and the new head, in one
-// transaction. On success it releases them from the queue and wakes Wait and Flush; on failure
-// they stay queued, first in line.
-func (b *Buffer) commit(n int) (err error) {
-	b.mu.Lock()
-	start := b.qhead
-	b.mu.Unlock()
-
-	tx, err := b.db.Begin(true)
-	if err != nil {
-		b.countFailure()
-		return dbErr(err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-			b.countFailure()
-		}
-	}()
-	entries := tx.Bucket(bucketEntries)
-	entries.FillPercent = 1.0 // keys only ever grow: full pages, no splits in the middle
-	state := tx.Bucket(bucketState)
-	seq := b.head.Load() // only this goroutine stores head
-	for i := range n {
-		it := &b.ring[(start+i)%len(b.ring)]
-		seq++
-		binary.BigEndian.PutUint64(b.key[:], seq) // bbolt copies keys
-		if err := entries.Put(b.key[:], it.val); err != nil {
-			return fmt.Errorf("put entry %d: %w", seq, err)
-		}
-		for _, s := range it.states {
-			if s.Value == nil {
-				err = state.Delete([]byte(s.Key))
-			} else {
-				err = state.Put([]byte(s.Key), s.Value)
-			}
-			if err != nil {
-				return fmt.Errorf("put state %q with entry %d: %w", s.Key, seq, err)
-			}
-		}
-	}
-	// bbolt keeps value slices until the commit: headVal is not touched again before then.
-	binary.BigEndian.PutUint64(b.headVal[:], seq)
-	if err := tx.Bucket(bucketMeta).Put(keyHead, b.headVal[:]); err != nil {
-		return fmt.Errorf("put head %d: %w", seq, err)
-	}
-	if b.beforeCommit != nil {
-		if err := b.beforeCommit(); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return dbErr(err) // Commit rolls back itself; the deferred Rollback is a no-op
-	}
-
-	for i := range n {
-		b.ring[(start+i)%len(b.ring)] = item{} // let the payloads go
-	}
-	b.mu.Lock()
-	b.qhead = (b.qhead + n) % len(b.ring)
-	b.qlen -= n
-	b.committed += uint64(n)
-	b.commits++
-	b.head.Store(seq)
-	b.broadcastLocked()
-	b.mu.Unlock()
-	return nil
-}
-
-func (b *Buffer) countFailure() {
-	b.mu.Lock()
-	b.commitFailures++
-	b.mu.Unlock()
 }
 
 // Flush blocks until every payload accepted by Append before the call is committed, or ctx ends
