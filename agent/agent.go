@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -115,8 +117,13 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		buf.Close()
 		return nil, err
 	}
-	opts := publishOptions(cfg, buf.Epoch(), lastSession)
+	opts, err := publishOptions(cfg, buf.Epoch(), lastSession)
+	if err != nil {
+		buf.Close()
+		return nil, err
+	}
 	opts.SessionBegun = a.sessionBegun
+	opts.OnDeadLetter = a.deadLetter
 	opts.StatsPayload = a.appendStats
 	pub, err := publish.New(buf, opts, log)
 	if err != nil {
@@ -127,34 +134,79 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 	return a, nil
 }
 
-func publishOptions(cfg *config.File, epoch string, lastSession uint64) publish.Options {
+func publishOptions(cfg *config.File, epoch string, lastSession uint64) (publish.Options, error) {
 	places := map[string]publish.Place{}
 	for _, d := range cfg.Devices {
 		if d.Area != cfg.Gateway.Area || d.Line != cfg.Gateway.Line {
 			places[d.Name] = publish.Place{Area: d.Area, Line: d.Line}
 		}
 	}
-	return publish.Options{
-		Brokers:        cfg.MQTT.Brokers,
-		ClientID:       cfg.MQTT.ClientID,
-		Username:       cfg.MQTT.Username,
-		Password:       cfg.MQTT.Password.Reveal(),
-		Gateway:        cfg.Gateway.ID,
-		Site:           cfg.Gateway.Site,
-		Area:           cfg.Gateway.Area,
-		Line:           cfg.Gateway.Line,
-		Places:         places,
-		TopicTemplate:  cfg.MQTT.TopicTemplate,
-		Epoch:          epoch,
-		LastSession:    lastSession,
-		MaxInflight:    cfg.MQTT.MaxInflight,
-		KeepAlive:      cfg.MQTT.KeepAlive,
-		ConnectTimeout: cfg.MQTT.ConnectTimeout,
-		MinBackoff:     cfg.MQTT.ReconnectMin,
-		MaxBackoff:     cfg.MQTT.ReconnectMax,
-		Grace:          cfg.MQTT.ShutdownGrace,
-		StatsInterval:  cfg.MQTT.StatsInterval,
+	tlsConfig, err := brokerTLS(cfg)
+	if err != nil {
+		return publish.Options{}, err
 	}
+	return publish.Options{
+		TLS:             tlsConfig,
+		MaxDrainRate:    cfg.MQTT.MaxDrainRate,
+		MaxMessageBytes: int(cfg.MQTT.MaxMessageBytes),
+		Brokers:         cfg.MQTT.Brokers,
+		ClientID:        cfg.MQTT.ClientID,
+		Username:        cfg.MQTT.Username,
+		Password:        cfg.MQTT.Password.Reveal(),
+		Gateway:         cfg.Gateway.ID,
+		Site:            cfg.Gateway.Site,
+		Area:            cfg.Gateway.Area,
+		Line:            cfg.Gateway.Line,
+		Places:          places,
+		TopicTemplate:   cfg.MQTT.TopicTemplate,
+		Epoch:           epoch,
+		LastSession:     lastSession,
+		MaxInflight:     cfg.MQTT.MaxInflight,
+		KeepAlive:       cfg.MQTT.KeepAlive,
+		ConnectTimeout:  cfg.MQTT.ConnectTimeout,
+		MinBackoff:      cfg.MQTT.ReconnectMin,
+		MaxBackoff:      cfg.MQTT.ReconnectMax,
+		Grace:           cfg.MQTT.ShutdownGrace,
+		StatsInterval:   cfg.MQTT.StatsInterval,
+	}, nil
+}
+
+// brokerTLS builds the TLS setting of the broker connection from mqtt.tls; nil when the file
+// has none (paho then uses the system's roots for ssl:// brokers).
+func brokerTLS(cfg *config.File) (*tls.Config, error) {
+	t := cfg.MQTT.TLS
+	if t == nil {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read mqtt.tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, &config.Error{Problems: []config.Problem{cfg.Problemf("mqtt.tls.ca_file", "%s holds no PEM certificate", t.CAFile)}}
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, &config.Error{Problems: []config.Problem{cfg.Problemf("mqtt.tls.cert_file", "load the client certificate and key: %v", err)}}
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// deadLetter stores a drop event for a record the publisher had to skip, so the backend can
+// tell the hole in seq from a loss.
+func (a *Agent) deadLetter(seq uint64, err error) {
+	a.storeEvent(record.Record{Kind: record.KindEvent, Time: time.Now(), Fields: []record.Field{
+		record.StringField("event", "drop"), record.StringField("reason", "dead_letter"),
+		record.UintField("first_seq", seq), record.UintField("last_seq", seq), record.UintField("count", 1),
+		record.StringField("error", err.Error()),
+	}})
 }
 
 func deviceFromConfig(dc config.Device) drivers.Device {
@@ -275,12 +327,19 @@ func (a *Agent) gatewayEvent(kind string, err error) {
 	if err != nil {
 		rec.Fields = append(rec.Fields, record.StringField("error", err.Error()))
 	}
-	b, encErr := rec.AppendBinary(nil)
-	if encErr == nil {
-		encErr = a.buf.Append(b)
-	}
-	if encErr != nil {
-		a.log.Error("store gateway event", "event", kind, "err", encErr)
-	}
+	a.storeEvent(rec)
 	a.log.Error("gateway event", "event", kind, "err", err)
+}
+
+// storeEvent appends an event record of the gateway; events are never dropped for room before
+// telemetry is.
+func (a *Agent) storeEvent(rec record.Record) {
+	b, err := rec.AppendBinary(nil)
+	if err == nil {
+		err = a.buf.Append(b)
+	}
+	if err != nil {
+		a.counts.dropped.Add(1)
+		a.log.Error("store gateway event", "event", rec.Fields[0].Str, "err", err)
+	}
 }

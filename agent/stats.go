@@ -34,7 +34,8 @@ type gatewayStats struct {
 		Published   uint64  `json:"published"`
 		Acked       uint64  `json:"acked"`
 		Rate        float64 `json:"rate"` // acknowledged messages per second since the last stats
-		Undecodable uint64  `json:"undecodable"`
+		DeadLetters uint64  `json:"dead_letters"`
+		Split       uint64  `json:"split"`
 	} `json:"publish"`
 }
 
@@ -49,7 +50,7 @@ func (a *Agent) appendStats(dst []byte) []byte {
 	s.Buffer.Head, s.Buffer.Cursor, s.Buffer.Depth = bs.Head, bs.Cursor, bs.Entries
 	s.Buffer.FileBytes, s.Buffer.Queue, s.Buffer.CommitFailures = bs.FileBytes, bs.QueueLen, bs.CommitFailures
 	s.Pipeline.Records, s.Pipeline.Dropped = a.counts.records.Load(), a.counts.dropped.Load()
-	s.Publish.Published, s.Publish.Acked, s.Publish.Undecodable = ps.Published, ps.Acked, ps.Undecodable
+	s.Publish.Published, s.Publish.Acked, s.Publish.DeadLetters, s.Publish.Split = ps.Published, ps.Acked, ps.DeadLetters, ps.Split
 	if !a.stats.lastAt.IsZero() && ps.Acked >= a.stats.lastAcked {
 		if dt := now.Sub(a.stats.lastAt).Seconds(); dt > 0 {
 			s.Publish.Rate = float64(ps.Acked-a.stats.lastAcked) / dt

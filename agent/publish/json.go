@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -22,6 +23,9 @@ type envelope struct {
 	epoch      string
 	seq        uint64
 	historical bool
+	// part and parts number the pieces of a record split to fit mqtt.max_message_bytes; parts
+	// is 0 for a record sent whole.
+	part, parts int
 }
 
 // appendRecordJSON appends the JSON message of r to dst (record.schema.json). It allocates
@@ -37,6 +41,12 @@ func appendRecordJSON(dst []byte, env envelope, r *record.Record) []byte {
 	dst = appendTime(dst, r.Time)
 	dst = append(dst, `","historical":`...)
 	dst = strconv.AppendBool(dst, env.historical)
+	if env.parts > 0 {
+		dst = append(dst, `,"part":`...)
+		dst = strconv.AppendInt(dst, int64(env.part), 10)
+		dst = append(dst, `,"parts":`...)
+		dst = strconv.AppendInt(dst, int64(env.parts), 10)
+	}
 
 	dst = append(dst, `,"values":{`...)
 	var nQuality, nSourceTS int
@@ -106,6 +116,43 @@ func appendRecordJSON(dst []byte, env envelope, r *record.Record) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
+}
+
+// splitRecordJSON encodes r as parts of at most limit bytes each, splitting its fields in
+// order. It fails when one field alone cannot fit. Records this large are rare, so it favours
+// simplicity over allocation.
+func splitRecordJSON(env envelope, r *record.Record, limit int) ([][]byte, error) {
+	// Sizes are measured with a part count of more digits than any real one, so the estimate
+	// can only be too large.
+	env.part, env.parts = 99999, 99999
+	part := record.Record{Kind: r.Kind, Source: r.Source, Time: r.Time}
+	base := len(appendRecordJSON(nil, env, &part))
+	var groups [][2]int // field ranges [from, to)
+	from, size := 0, base
+	for i := range r.Fields {
+		part.Fields = r.Fields[i : i+1]
+		cost := len(appendRecordJSON(nil, env, &part)) - base + 1 // +1 for a comma
+		if base+cost > limit {
+			return nil, fmt.Errorf("value of %q alone needs %d bytes, more than max_message_bytes (%d)", r.Fields[i].Name, base+cost, limit)
+		}
+		if size+cost > limit {
+			groups = append(groups, [2]int{from, i})
+			from, size = i, base
+		}
+		size += cost
+	}
+	groups = append(groups, [2]int{from, len(r.Fields)})
+	out := make([][]byte, len(groups))
+	env.parts = len(groups)
+	for k, g := range groups {
+		env.part = k + 1
+		part.Fields = r.Fields[g[0]:g[1]]
+		out[k] = appendRecordJSON(nil, env, &part)
+		if len(out[k]) > limit {
+			return nil, fmt.Errorf("part %d of %d is %d bytes, more than max_message_bytes (%d)", k+1, len(groups), len(out[k]), limit)
+		}
+	}
+	return out, nil
 }
 
 // appendStatusJSON appends the retained status payload (status.schema.json).

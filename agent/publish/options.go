@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -16,6 +17,8 @@ type Options struct {
 	ClientID string
 	// Username and Password for the broker; empty means anonymous.
 	Username, Password string
+	// TLS configures ssl://, tls:// and mqtts:// brokers; nil means the system's roots.
+	TLS *tls.Config
 
 	// Gateway is this gateway's id (required); Site, Area and Line fill the topic template.
 	Gateway, Site, Area, Line string
@@ -36,6 +39,16 @@ type Options struct {
 
 	// MaxInflight bounds QoS 1 messages sent and not yet acknowledged; zero means 64.
 	MaxInflight int
+	// MaxDrainRate bounds the messages sent per second, backlog and live alike; zero means no
+	// limit. It protects the broker when many gateways come back from an outage at once.
+	MaxDrainRate float64
+	// MaxMessageBytes bounds one payload; a record whose message would be larger is sent in
+	// parts (docs/mqtt.md). Zero means 256 KiB.
+	MaxMessageBytes int
+	// OnDeadLetter, when set, is told of each record skipped because it cannot be sent: it
+	// cannot be decoded, or one of its values alone exceeds MaxMessageBytes. The cursor passes
+	// it, so one bad record never stalls delivery. Called from Run's goroutine; must not block.
+	OnDeadLetter func(seq uint64, err error)
 	// KeepAlive is the MQTT keep-alive; zero means 30s.
 	KeepAlive time.Duration
 	// ConnectTimeout bounds one connection attempt; zero means 10s.
@@ -70,8 +83,8 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for i, b := range o.Brokers {
 		u, err := url.Parse(b)
-		if err != nil || u.Host == "" || (u.Scheme != "tcp" && u.Scheme != "mqtt") {
-			errs = append(errs, fmt.Errorf("brokers[%d]: %q is not a broker address (want tcp://host:port)", i, b))
+		if err != nil || u.Host == "" || !knownScheme(u.Scheme) {
+			errs = append(errs, fmt.Errorf("brokers[%d]: %q is not a broker address (want tcp://host:port or ssl://host:port)", i, b))
 		}
 	}
 	if o.Gateway == "" {
@@ -79,6 +92,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Epoch == "" {
 		errs = append(errs, errors.New("epoch is required"))
+	}
+	if o.MaxDrainRate < 0 {
+		errs = append(errs, fmt.Errorf("max_drain_rate: %g is negative", o.MaxDrainRate))
+	}
+	if o.MaxMessageBytes < 0 || (o.MaxMessageBytes > 0 && o.MaxMessageBytes < 512) {
+		errs = append(errs, fmt.Errorf("max_message_bytes: %d is below 512", o.MaxMessageBytes))
 	}
 	if o.MaxInflight < 0 || o.MaxInflight > 65535 {
 		errs = append(errs, fmt.Errorf("max_inflight: %d is out of range 1..65535", o.MaxInflight))
@@ -91,6 +110,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxInflight == 0 {
 		o.MaxInflight = 64
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 256 << 10
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -109,9 +131,24 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	// paho knows tcp:// and ssl:// (and tls://); mqtt:// and mqtts:// are the IANA names.
 	o.Brokers = append([]string(nil), o.Brokers...)
-	for i := range o.Brokers {
-		o.Brokers[i] = strings.Replace(o.Brokers[i], "mqtt://", "tcp://", 1)
+	for i, b := range o.Brokers {
+		scheme, rest, _ := strings.Cut(b, "://")
+		switch scheme {
+		case "mqtt":
+			o.Brokers[i] = "tcp://" + rest
+		case "mqtts", "tls":
+			o.Brokers[i] = "ssl://" + rest
+		}
 	}
 	return o, nil
+}
+
+func knownScheme(s string) bool {
+	switch s {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+		return true
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,8 @@ type Stats struct {
 	Session     uint64 // number of the current or last session
 	Published   uint64 // messages handed to the broker, re-sends included
 	Acked       uint64 // cursor: last seq the broker acknowledged and the buffer recorded
-	Undecodable uint64 // records that could not be decoded and were skipped
+	DeadLetters uint64 // records skipped because they could not be decoded or sent
+	Split       uint64 // records sent in parts
 	Connects    uint64 // sessions begun
 }
 
@@ -53,7 +55,8 @@ type Publisher struct {
 	session     atomic.Uint64
 	published   atomic.Uint64
 	acked       atomic.Uint64
-	undecodable atomic.Uint64
+	deadLetters atomic.Uint64
+	split       atomic.Uint64
 	connects    atomic.Uint64
 }
 
@@ -92,7 +95,7 @@ func (p *Publisher) StatsTopic() string { return p.stats }
 // Stats returns the current counters; safe to call from any goroutine.
 func (p *Publisher) Stats() Stats {
 	return Stats{Connected: p.connected.Load(), Session: p.session.Load(), Published: p.published.Load(),
-		Acked: p.acked.Load(), Undecodable: p.undecodable.Load(), Connects: p.connects.Load()}
+		Acked: p.acked.Load(), DeadLetters: p.deadLetters.Load(), Split: p.split.Load(), Connects: p.connects.Load()}
 }
 
 // Run connects, publishes and reconnects until ctx ends. Then it stops sending, waits up to
@@ -130,7 +133,10 @@ type slot struct {
 	seq   uint64
 	topic string
 	buf   []byte
-	token mqtt.Token // nil for a record skipped as undecodable: it retires at once
+	token mqtt.Token // nil for a dead letter: it retires at once
+	// more is set on every part of a split record but the last: the seq is acknowledged when
+	// its last part is.
+	more bool
 }
 
 // runSession runs one MQTT connection from connect to loss or shutdown. connected reports
@@ -146,6 +152,7 @@ func (p *Publisher) runSession(ctx context.Context, broker string) (connected bo
 		SetUsername(p.opts.Username).SetPassword(p.opts.Password).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(p.opts.KeepAlive).SetConnectTimeout(p.opts.ConnectTimeout).
+		SetTLSConfig(p.opts.TLS).
 		SetWriteTimeout(p.opts.ConnectTimeout).SetOrderMatters(true).
 		SetBinaryWill(p.status, appendStatusJSON(nil, "offline", begun, session), 1, true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
@@ -264,6 +271,7 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		statsC = tk.C
 	}
 	var statsBuf []byte
+	rate := newBucket(p.opts.MaxDrainRate)
 	var (
 		dec      record.Decoder
 		rec      record.Record
@@ -285,8 +293,12 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 					return fmt.Errorf("publish seq %d: %w", s.seq, err)
 				}
 			}
-			acked = s.seq
-			spare = append(spare, s.buf)
+			if !s.more {
+				acked = s.seq
+			}
+			if s.buf != nil && cap(s.buf) <= 2*p.opts.MaxMessageBytes && len(spare) < 2*max {
+				spare = append(spare, s.buf)
+			}
 		}
 		window = window[:copy(window, window[n:])]
 
@@ -301,37 +313,31 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		// and records waiting in the Source. Payloads are encoded inside ReadAfter, whose read
 		// transaction must stay short, and published after it returns, since paho's Publish may
 		// block on the socket.
-		if !stopping && len(window) < max {
-			read = read[:0]
-			err := p.src.ReadAfter(sent, max-len(window), func(seq uint64, payload []byte) error {
-				s := slot{seq: seq}
-				if n := len(spare); n > 0 {
-					s.buf, spare = spare[n-1][:0], spare[:n-1]
+		var rateC <-chan time.Time
+		if room := max - len(window); !stopping && room > 0 {
+			if allowed, wait := rate.take(time.Now(), room); allowed == 0 {
+				rateC = time.After(wait)
+			} else {
+				read = read[:0]
+				err := p.src.ReadAfter(sent, allowed, func(seq uint64, payload []byte) error {
+					read = p.encode(read, seq, payload, seq <= historicalThrough, &dec, &rec, &spare)
+					return nil
+				})
+				if err != nil {
+					return fmt.Errorf("read buffer after seq %d: %w", sent, err)
 				}
-				if err := dec.Decode(payload, &rec); err != nil {
-					p.undecodable.Add(1)
-					p.log.Error("skip undecodable record", "seq", seq, "err", err)
-				} else {
-					env := envelope{gateway: p.opts.Gateway, epoch: p.opts.Epoch, seq: seq, historical: seq <= historicalThrough}
-					s.buf = appendRecordJSON(s.buf, env, &rec)
-					s.topic = p.topics.topic(rec.Source, rec.Kind)
+				for _, s := range read {
+					if s.topic != "" {
+						s.token = client.Publish(s.topic, 1, false, s.buf)
+						p.published.Add(1)
+					}
+					window = append(window, s)
+					sent = s.seq
 				}
-				read = append(read, s)
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("read buffer after seq %d: %w", sent, err)
-			}
-			for _, s := range read {
-				if s.topic != "" {
-					s.token = client.Publish(s.topic, 1, false, s.buf)
-					p.published.Add(1)
+				rate.spend(len(read))
+				if len(read) > 0 && window[0].token == nil {
+					continue // dead letters at the head retire at once
 				}
-				window = append(window, s)
-				sent = s.seq
-			}
-			if len(read) > 0 && window[0].token == nil {
-				continue // undecodable records at the head retire at once
 			}
 		}
 
@@ -345,6 +351,7 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		select {
 		case <-oldest:
 		case <-more:
+		case <-rateC:
 		case err := <-lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case <-done:
@@ -359,6 +366,76 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 			p.log.Warn("shutdown grace ended with messages unacknowledged", "in_flight", len(window), "session", session)
 			return nil
 		}
+	}
+}
+
+// encode turns the record at seq into the slots of its messages: one, the parts of a record too
+// large for one message, or a dead letter (no topic) when it cannot be sent at all.
+func (p *Publisher) encode(out []slot, seq uint64, payload []byte, historical bool, dec *record.Decoder, rec *record.Record, spare *[][]byte) []slot {
+	var buf []byte
+	if n := len(*spare); n > 0 {
+		buf, *spare = (*spare)[n-1][:0], (*spare)[:n-1]
+	}
+	if err := dec.Decode(payload, rec); err != nil {
+		return append(out, p.deadLetter(seq, fmt.Errorf("decode record: %w", err)))
+	}
+	env := envelope{gateway: p.opts.Gateway, epoch: p.opts.Epoch, seq: seq, historical: historical}
+	topic := p.topics.topic(rec.Source, rec.Kind)
+	buf = appendRecordJSON(buf, env, rec)
+	if len(buf) <= p.opts.MaxMessageBytes {
+		return append(out, slot{seq: seq, topic: topic, buf: buf})
+	}
+	parts, err := splitRecordJSON(env, rec, p.opts.MaxMessageBytes)
+	if err != nil {
+		return append(out, p.deadLetter(seq, err))
+	}
+	p.split.Add(1)
+	for i, b := range parts {
+		out = append(out, slot{seq: seq, topic: topic, buf: b, more: i < len(parts)-1})
+	}
+	return out
+}
+
+func (p *Publisher) deadLetter(seq uint64, err error) slot {
+	p.deadLetters.Add(1)
+	p.log.Error("skip a record that cannot be sent", "seq", seq, "err", err)
+	if p.opts.OnDeadLetter != nil {
+		p.opts.OnDeadLetter(seq, err)
+	}
+	return slot{seq: seq}
+}
+
+// bucket is a token bucket of messages per second. Its burst is a tenth of a second's worth,
+// so a backlog leaves at an even pace rather than in bursts the broker must absorb.
+type bucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newBucket(rate float64) *bucket {
+	return &bucket{rate: rate, burst: math.Max(1, rate/10), tokens: math.Max(1, rate/10)}
+}
+
+// take returns how many messages may be read now, at most want, or how long to wait for one.
+func (b *bucket) take(now time.Time, want int) (int, time.Duration) {
+	if b.rate <= 0 {
+		return want, 0
+	}
+	if !b.last.IsZero() {
+		b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return 0, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	}
+	return min(want, int(b.tokens)), 0
+}
+
+// spend takes n messages from the bucket; the parts of a split record may take it below zero,
+// which later calls pay back.
+func (b *bucket) spend(n int) {
+	if b.rate > 0 {
+		b.tokens -= float64(n)
 	}
 }
 

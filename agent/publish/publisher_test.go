@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -346,4 +347,123 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestPublisher_Run_TLS delivers over TLS to a Mosquitto that requires a client certificate.
+func TestPublisher_Run_TLS(t *testing.T) {
+	files := mqtttest.NewTLSFiles(t, t.TempDir())
+	broker := mqtttest.StartBroker(t, mqtttest.BrokerOptions{TLS: &files})
+	sub := mqtttest.SubscribeTLS(t, broker.URL(), "floorlink/#", files.ClientConfig(t))
+	src := newMemSource()
+	for i := 1; i <= 100; i++ {
+		src.add(telemetry(t, "press-1", i))
+	}
+	o := options(broker.URL())
+	o.TLS = files.ClientConfig(t)
+	p, err := publish.New(src, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startPublisher(t, p)
+	sub.WaitFor(t, 20*time.Second, func(msgs []mqtttest.Message) error {
+		return inOrderThrough(seqsOn(t, msgs, "/telemetry"), 100)
+	})
+}
+
+// TestPublisher_Run_SplitAndDeadLetter: a record too large for one message arrives in parts
+// sharing its seq; an undecodable record and one with a value larger than a message are
+// skipped and reported, and delivery goes on past them.
+func TestPublisher_Run_SplitAndDeadLetter(t *testing.T) {
+	broker := mqtttest.StartBroker(t, mqtttest.BrokerOptions{})
+	sub := mqtttest.Subscribe(t, broker.URL(), "floorlink/#")
+	src := newMemSource()
+	src.add(telemetry(t, "press-1", 1))
+	big := record.Record{Kind: record.KindTelemetry, Source: "press-1", Time: t0}
+	for i := range 300 {
+		big.Fields = append(big.Fields, record.FloatField(fmt.Sprintf("tag_%03d", i), float64(i)+0.5))
+	}
+	b, _ := big.AppendBinary(nil)
+	src.add(b)                  // seq 2: split
+	src.add([]byte{0xff, 0x00}) // seq 3: undecodable
+	huge := record.Record{Kind: record.KindEvent, Source: "press-1", Time: t0,
+		Fields: []record.Field{record.StringField("error", strings.Repeat("x", 5000))}}
+	b, _ = huge.AppendBinary(nil)
+	src.add(b)                          // seq 4: one value larger than a message
+	src.add(telemetry(t, "press-1", 5)) // seq 5
+
+	var dead []uint64
+	var mu sync.Mutex
+	o := options(broker.URL())
+	o.MaxMessageBytes = 2048
+	o.OnDeadLetter = func(seq uint64, err error) {
+		mu.Lock()
+		dead = append(dead, seq)
+		mu.Unlock()
+	}
+	p, err := publish.New(src, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startPublisher(t, p)
+	waitFor(t, 20*time.Second, func() error {
+		if c := src.Cursor(); c != 5 {
+			return fmt.Errorf("cursor %d, want 5", c)
+		}
+		return nil
+	})
+	schema := mqtttest.CompileSchema(t, "record.schema.json", mustReadSchema(t))
+	var parts []map[string]any
+	values := map[string]bool{}
+	sub.WaitFor(t, 10*time.Second, func(msgs []mqtttest.Message) error {
+		parts, values = nil, map[string]bool{}
+		seen5 := false
+		for _, m := range msgs {
+			if !strings.HasSuffix(m.Topic, "/telemetry") {
+				continue
+			}
+			if len(m.Payload) > 2048 {
+				return fmt.Errorf("a message of %d bytes, more than max_message_bytes", len(m.Payload))
+			}
+			if err := schema.Validate(m.Payload); err != nil {
+				return fmt.Errorf("%v: %s", err, m.Payload)
+			}
+			var msg map[string]any
+			json.Unmarshal(m.Payload, &msg)
+			switch msg["seq"].(float64) {
+			case 2:
+				parts = append(parts, msg)
+				for k := range msg["values"].(map[string]any) {
+					values[k] = true
+				}
+			case 5:
+				seen5 = true
+			}
+		}
+		if !seen5 || len(values) != 300 {
+			return fmt.Errorf("seq 5 seen %v, %d of 300 values of seq 2 in %d parts", seen5, len(values), len(parts))
+		}
+		return nil
+	})
+	for i, m := range parts {
+		if int(m["part"].(float64)) != i+1 || int(m["parts"].(float64)) != len(parts) {
+			t.Fatalf("part %d says part %v of %v", i+1, m["part"], m["parts"])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(dead) != "[3 4]" {
+		t.Fatalf("dead letters %v, want [3 4]", dead)
+	}
+	if st := p.Stats(); st.DeadLetters != 2 || st.Split != 1 {
+		t.Fatalf("stats %+v, want 2 dead letters and 1 split record", st)
+	}
+	t.Logf("a 300-value record went out in %d parts of at most 2048 bytes", len(parts))
+}
+
+func mustReadSchema(t testing.TB) []byte {
+	b, err := publish.Schemas.ReadFile("schema/record.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -28,6 +28,9 @@ type BrokerOptions struct {
 	Persistence bool
 	// Config is appended to the generated mosquitto.conf.
 	Config string
+	// TLS, when set, makes the listener TLS with these files; the broker then requires a
+	// client certificate signed by TLS.CA.
+	TLS *TLSFiles
 }
 
 // Broker is a running Mosquitto process owned by a test.
@@ -84,18 +87,28 @@ func StartBroker(t testing.TB, opts BrokerOptions) *Broker {
 // Addr is host:port of the broker's listener.
 func (b *Broker) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) }
 
-// URL is the broker's address as paho and Floorlink configs write it.
-func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+// URL is the broker's address as paho and Floorlink configs write it: ssl:// for a TLS broker.
+func (b *Broker) URL() string {
+	if b.opts.TLS != nil {
+		return "ssl://" + b.Addr()
+	}
+	return "tcp://" + b.Addr()
+}
 
 func (b *Broker) start() error {
 	bin, err := MosquittoPath()
 	if err != nil {
 		return err
 	}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n"+
+	conf := fmt.Sprintf("listener %d 127.0.0.1\n", b.port)
+	if b.opts.TLS != nil {
+		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
+			b.opts.TLS.CA, b.opts.TLS.ServerCert, b.opts.TLS.ServerKey)
+	}
+	conf += fmt.Sprint("allow_anonymous true\n" +
 		// 0 lifts the default limit of 1000 queued QoS 1 messages per client: tests count every
 		// replayed message and must not see the broker's own drops.
-		"max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n", b.port)
+		"max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n")
 	if b.opts.Persistence {
 		conf += fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 0\n", b.dir)
 	} else {
@@ -119,6 +132,7 @@ func (b *Broker) start() error {
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		// A TCP connect is enough to know it listens, TLS or not.
 		c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
 		if err == nil {
 			c.Close()

@@ -1,6 +1,7 @@
 package mqtttest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"testing"
@@ -31,8 +32,14 @@ type Subscriber struct {
 // filter until the test ends.
 func Subscribe(t testing.TB, url, filter string) *Subscriber {
 	t.Helper()
+	return SubscribeTLS(t, url, filter, nil)
+}
+
+// SubscribeTLS is Subscribe for a TLS broker (ssl:// URL) with the given client configuration.
+func SubscribeTLS(t testing.TB, url, filter string, tlsConfig *tls.Config) *Subscriber {
+	t.Helper()
 	s := &Subscriber{}
-	opts := mqtt.NewClientOptions().AddBroker(url).
+	opts := mqtt.NewClientOptions().AddBroker(url).SetTLSConfig(tlsConfig).
 		SetClientID(fmt.Sprintf("mqtttest-sub-%d", time.Now().UnixNano())).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetOrderMatters(true).SetConnectTimeout(5 * time.Second)
