@@ -1,7 +1,6 @@
 package mqtttest
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -15,10 +14,12 @@ type Proxy struct {
 	target string
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	refuse bool
-	conns  map[net.Conn]struct{}
-	closed bool
+	mu      sync.Mutex
+	refuse  bool
+	stalled bool
+	resume  chan struct{} // closed when a stall ends
+	conns   map[net.Conn]struct{}
+	closed  bool
 }
 
 // StartProxy listens on 127.0.0.1:0 and forwards to target until the test ends.
@@ -48,6 +49,35 @@ func (p *Proxy) SetRefuse(refuse bool) {
 	p.mu.Unlock()
 }
 
+// SetStall makes the proxy stop forwarding without closing anything (true): both ends see a
+// connection that is open and silent, a half-open link, until keep-alives time out. false
+// resumes forwarding.
+func (p *Proxy) SetStall(stall bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case stall && !p.stalled:
+		p.stalled, p.resume = true, make(chan struct{})
+	case !stall && p.stalled:
+		p.stalled = false
+		close(p.resume)
+	}
+}
+
+// gate blocks while the proxy is stalled; it returns false when the proxy closed meanwhile.
+func (p *Proxy) gate() bool {
+	p.mu.Lock()
+	stalled, resume, closed := p.stalled, p.resume, p.closed
+	p.mu.Unlock()
+	if closed {
+		return false
+	}
+	if stalled {
+		<-resume
+	}
+	return true
+}
+
 // Cut closes every open connection, both sides.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
@@ -59,6 +89,7 @@ func (p *Proxy) Cut() {
 
 // Close stops the proxy, closes all connections and waits for its goroutines.
 func (p *Proxy) Close() {
+	p.SetStall(false)
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
@@ -112,7 +143,21 @@ func (p *Proxy) track(cs ...net.Conn) bool {
 
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !p.gate() {
+				break
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	// Either side ending ends the pair, as a cut cable would.
 	dst.Close()
 	src.Close()
