@@ -320,9 +320,8 @@ type Buffer struct {
 	lastMono   time.Duration
 	tail       tailSizes
 	maxElem    int64 // largest entry element (bytes) stored since Open: bounds a leaf
-	stateElem  int64 // largest state element written since Open
-	stateBytes int64 // state bucket bytes at Open plus what was written since (an upper bound)
-	dropPages  int64 // pages the last commit freed at least by dropping
+	stateElem  int64 // largest state element stored since Open (txMu)
+	stateBytes int64 // bytes of the state bucket's elements (txMu)
 	floorDirty bool  // ageFloor changed and is not yet in the file
 	pendJump   *ClockJump
 

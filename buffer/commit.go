@@ -70,14 +70,14 @@ func (b *Buffer) commit(n int) (done int, rep report, err error) {
 			b.countFailure()
 			return 0, rep, dbErr(err)
 		}
-		// Pages the last commit freed by dropping, still pending if a reader holds them: they
-		// come back once it ends (ReadAfter ends at once), so they count towards the room the
-		// drops must make, or every commit while a consumer reads would drop them again.
-		coming := 0
+		// Pages still pending because a reader holds them come back once it ends: they count
+		// towards the room the drops must make (not towards what this commit may allocate),
+		// or every commit while a reader holds them would drop more, to no avail.
+		var coming int64
 		if !quiet {
-			coming = int(min(pending, b.dropPages))
+			coming = pending
 		}
-		plan = b.plan(tx, start, n, free, int64(coming))
+		plan = b.plan(tx, start, n, free, coming)
 		if plan.fits || quiet || attempt > 0 {
 			break
 		}
@@ -152,6 +152,7 @@ func (b *Buffer) commit(n int) (done int, rep report, err error) {
 	head := b.head.Load() // only this goroutine stores head
 	seq := head
 	var appended int64
+	stateBytes, stateElem := b.stateBytes, b.stateElem
 	for i := range plan.n {
 		it := &b.ring[(start+i)%len(b.ring)]
 		seq++
@@ -161,6 +162,10 @@ func (b *Buffer) commit(n int) (done int, rep report, err error) {
 		}
 		appended += int64(len(it.val) - stampLen)
 		for _, s := range it.states {
+			if b.lim != nil {
+				stateBytes += stateDelta(state, s.Key, s.Value)
+				stateElem = max(stateElem, stateElemSize(s.Key, s.Value))
+			}
 			if s.Value == nil {
 				err = state.Delete([]byte(s.Key))
 			} else {
@@ -221,15 +226,10 @@ func (b *Buffer) commit(n int) (done int, rep report, err error) {
 		e := elemSize(len(it.val))
 		b.tail.add(e)
 		b.maxElem = max(b.maxElem, e)
-		for _, s := range it.states {
-			e := int64(elemOverhead - 8 + len(s.Key) + len(s.Value))
-			b.stateElem = max(b.stateElem, e)
-			b.stateBytes += e
-		}
 		*it = item{} // let the payload go
 	}
+	b.stateBytes, b.stateElem = stateBytes, stateElem
 	b.floorDirty = false
-	b.dropPages = freed
 	b.mu.Lock()
 	b.qhead = (b.qhead + plan.n) % len(b.ring)
 	b.qlen -= plan.n
@@ -299,6 +299,24 @@ func (b *Buffer) plan(tx *bolt.Tx, start, n int, free, coming int64) plan {
 		pl.dropPages = short
 	}
 	return pl
+}
+
+// stateElemSize is the bytes a state takes in a leaf of the state bucket.
+func stateElemSize(key string, value []byte) int64 {
+	return int64(elemOverhead - 8 + len(key) + len(value))
+}
+
+// stateDelta is how much writing value (nil: deleting) under key changes the state bucket's
+// bytes.
+func stateDelta(state *bolt.Bucket, key string, value []byte) int64 {
+	var d int64
+	if old := state.Get([]byte(key)); old != nil {
+		d -= stateElemSize(key, old)
+	}
+	if value != nil {
+		d += stateElemSize(key, value)
+	}
+	return d
 }
 
 // beginWrite begins a write transaction and returns with it the pages it can reuse: bbolt's

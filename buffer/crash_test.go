@@ -27,9 +27,13 @@ func child(mode, path string) int {
 	var err error
 	switch mode {
 	case "crash":
-		err = crashChild(path, log)
+		err = crashChild(path, Options{}, log)
+	case "crash-limit":
+		err = crashChild(path, Options{MaxBytes: crashMaxBytes}, log)
 	case "diskfull":
 		err = diskFullChild(path, log)
+	case "diskfull-limit":
+		err = diskFullLimitChild(path, log)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -40,11 +44,15 @@ func child(mode, path string) int {
 	return 0
 }
 
+// crashMaxBytes is the limit of the crash test with MaxBytes: well under the backlog of about
+// 2000-3000 entries (0.5 MB) the child keeps, plus what it appends between acks.
+const crashMaxBytes = 1 << 20
+
 // crashChild appends as fast as it can, each payload with a state naming it, acknowledges now and
 // then, and prints every committed head it sees, until it is killed. The payload of the entry
 // with seq s is payload(s): one producer, and seqs are assigned in append order.
-func crashChild(path string, log *slog.Logger) error {
-	b, err := Open(path, Options{}, log)
+func crashChild(path string, opts Options, log *slog.Logger) error {
+	b, err := Open(path, opts, log)
 	if err != nil {
 		return err
 	}
@@ -135,13 +143,23 @@ func runChild(t *testing.T, mode, path string, onLine func(line string, cmd *exe
 // TestBuffer_Crash kills a child appending at full speed at a random moment, then proves that
 // every head it reported committed is there, with the right payload and a state that agrees.
 func TestBuffer_Crash(t *testing.T) {
+	testCrash(t, "crash", 0)
+}
+
+// TestBuffer_Crash_Limit is TestBuffer_Crash with MaxBytes: the child drops as it goes, and
+// the file stays within MaxBytes through the kills.
+func TestBuffer_Crash_Limit(t *testing.T) {
+	testCrash(t, "crash-limit", crashMaxBytes)
+}
+
+func testCrash(t *testing.T, mode string, maxBytes int64) {
 	path := tempPath(t)
 	for round := range 4 {
 		start := time.Now()
 		killAfter := 3 + rand.IntN(40)
 		var heads []uint64
 		killed := false
-		err := runChild(t, "crash", path, func(line string, cmd *exec.Cmd) {
+		err := runChild(t, mode, path, func(line string, cmd *exec.Cmd) {
 			h, err := strconv.ParseUint(line, 10, 64)
 			if err != nil {
 				t.Errorf("child printed %q", line)
@@ -160,7 +178,10 @@ func TestBuffer_Crash(t *testing.T) {
 		}
 
 		checkInvariants(t, path)
-		b, err := Open(path, Options{}, testLog(t))
+		if maxBytes > 0 {
+			checkFileSize(t, path, maxBytes)
+		}
+		b, err := Open(path, Options{MaxBytes: maxBytes}, testLog(t))
 		if err != nil {
 			t.Fatalf("round %d: reopen after kill: %v", round, err)
 		}
@@ -184,6 +205,9 @@ func TestBuffer_Crash(t *testing.T) {
 		}
 		checkStateAgrees(t, b)
 		t.Logf("round %d: killed after %d heads (last %d); file head %d cursor %d; %v", round, len(heads), heads[len(heads)-1], head, cursor, time.Since(start))
+		if maxBytes > 0 && head-cursor > 2*crashMaxBytes/200 {
+			t.Errorf("round %d: %d entries of 200 bytes kept within MaxBytes %d", round, head-cursor, maxBytes)
+		}
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -290,4 +314,75 @@ func TestBuffer_Append_DiskFull(t *testing.T) {
 	if h := b.Head(); h != 5000 {
 		t.Errorf("Head() after reopen = %d, want 5000", h)
 	}
+}
+
+// diskFullLimitChild is diskFullChild with MaxBytes under the space the file may take: the
+// buffer drops the oldest entries instead of failing commits.
+func diskFullLimitChild(path string, log *slog.Logger) error {
+	const maxBytes = 2 << 20
+	var drops uint64
+	b, err := Open(path, Options{MaxBytes: maxBytes, OnDrop: func(d Drop) { drops += d.Count }}, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	var orig syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &orig); err != nil {
+		return err
+	}
+	limited := orig
+	limited.Cur = maxBytes + 64<<10
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limited); err != nil {
+		return err
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &orig)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	const n = 50000 // 10 MB: five times MaxBytes
+	for i := range uint64(n) {
+		if err := appendWaiting(b, payload(i+1)); err != nil {
+			return err
+		}
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = b.Flush(fctx)
+	fcancel()
+	if err != nil {
+		return err
+	}
+	s := b.Stats()
+	cancel()
+	if err := <-done; err != nil {
+		return fmt.Errorf("Run: %w", err)
+	}
+	switch {
+	case s.CommitFailures != 0:
+		return fmt.Errorf("%d commits failed under MaxBytes: %+v", s.CommitFailures, s)
+	case s.Head != n || s.Dropped != s.Cursor || s.Dropped == 0 || drops != s.Dropped:
+		return fmt.Errorf("head %d (want %d), %d dropped (OnDrop %d), cursor %d", s.Head, n, s.Dropped, drops, s.Cursor)
+	case s.FileBytes > maxBytes:
+		return fmt.Errorf("file %d bytes, over MaxBytes %d", s.FileBytes, maxBytes)
+	}
+	fmt.Printf("ok dropped=%d kept=%d file=%d\n", s.Dropped, s.Entries, s.FileBytes)
+	return nil
+}
+
+// TestBuffer_Append_DiskFull_Limit runs diskFullLimitChild: with MaxBytes below the room the
+// disk has, a long outage drops instead of failing commits.
+func TestBuffer_Append_DiskFull_Limit(t *testing.T) {
+	path := tempPath(t)
+	var out []string
+	err := runChild(t, "diskfull-limit", path, func(line string, _ *exec.Cmd) { out = append(out, line) })
+	if err != nil {
+		t.Fatalf("child: %v; output %q", err, out)
+	}
+	if len(out) != 1 || !strings.HasPrefix(out[0], "ok dropped=") {
+		t.Fatalf("child output %q", out)
+	}
+	t.Log(out[0])
+	checkInvariants(t, path)
+	checkFileSize(t, path, 2<<20)
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -56,12 +58,12 @@ func checkDrops(t testing.TB, ds []Drop, through uint64) {
 	}
 }
 
-// TestBuffer_MaxBytes_DropsOldest is issue 4's acceptance 2 for the buffer: with no consumer,
+// TestBuffer_Limit_MaxBytes is issue 4's acceptance 2 for the buffer: with no consumer,
 // appending ten times MaxBytes drops exactly the oldest entries, the drops reported and counted
 // are exactly the missing seqs, nothing newer is missing, and the file never grows past
 // MaxBytes (checked after every commit). Then a consumer acknowledges everything and appends go
 // on, the file still bounded.
-func TestBuffer_MaxBytes_DropsOldest(t *testing.T) {
+func TestBuffer_Limit_MaxBytes(t *testing.T) {
 	const maxBytes = 2 << 20
 	for _, tc := range []struct {
 		name string
@@ -167,5 +169,203 @@ func consume(ctx context.Context, t testing.TB, b *Buffer) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ = time.Second
+// TestBuffer_Limit_Stress appends payloads of random sizes (up to MaxBytes/128), some with
+// states of random sizes, some droppable, while a consumer reads and acknowledges with random
+// pauses and backups hold read transactions: the page bound and the file size are checked after
+// every commit (openBuffer), every seq up to the cursor was either read or dropped, drops come
+// in order and are counted.
+func TestBuffer_Limit_Stress(t *testing.T) {
+	for _, maxBytes := range []int64{MinMaxBytes, 4 << 20} {
+		t.Run(fmt.Sprintf("max_bytes=%d", maxBytes), func(t *testing.T) {
+			var got drops
+			b := openBuffer(t, "", Options{MaxBytes: maxBytes, QueueLen: 2000, OnDrop: got.add})
+			runBuffer(t, b)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+
+			var mu sync.Mutex
+			read := map[uint64]bool{}
+			var wg sync.WaitGroup
+			wg.Go(func() { // consumer with pauses
+				r := rand.New(rand.NewPCG(3, 4))
+				for ctx.Err() == nil {
+					if r.IntN(4) == 0 {
+						t := time.NewTimer(time.Duration(r.IntN(30)) * time.Millisecond) // a slow broker, not a wait for a result
+						select {
+						case <-t.C:
+						case <-ctx.Done():
+							t.Stop()
+							return
+						}
+					}
+					last := b.Cursor()
+					err := b.ReadAfter(last, 1+r.IntN(500), func(seq uint64, p []byte) error {
+						if binary.BigEndian.Uint64(p) != seq {
+							return fmt.Errorf("entry %d holds payload %d", seq, binary.BigEndian.Uint64(p))
+						}
+						mu.Lock()
+						read[seq] = true
+						mu.Unlock()
+						last = seq
+						return nil
+					})
+					if err == nil && last > b.Cursor() {
+						err = b.Ack(last)
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := b.Wait(ctx, last); err != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() { // backups now and then
+				for ctx.Err() == nil {
+					if _, err := b.WriteTo(io.Discard); err != nil {
+						t.Error(err)
+						return
+					}
+					if err := b.Wait(ctx, b.Head()+500); err != nil {
+						return
+					}
+				}
+			})
+
+			r := rand.New(rand.NewPCG(5, 6))
+			var total int64
+			var seq uint64
+			for total < 8*maxBytes {
+				seq++
+				n := 8 + r.IntN(600)
+				if r.IntN(20) == 0 {
+					n = 8 + r.IntN(int(maxBytes/128)-8)
+				}
+				total += int64(n)
+				p := sizedPayload(seq, n)
+				var err error
+				switch r.IntN(10) {
+				case 0:
+					st := State{Key: fmt.Sprintf("asset-%d", r.IntN(50)), Value: make([]byte, r.IntN(2000))}
+					err = appendStateWaiting(b, p, st)
+				default:
+					err = appendWaiting(b, p)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			flush(t, b)
+			cancel()
+			wg.Wait()
+
+			s := b.Stats()
+			ds := got.all()
+			var dropped uint64
+			next := uint64(1)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range ds {
+				if d.First < next || d.Count != d.Last-d.First+1 {
+					t.Fatalf("drop %+v after seq %d", d, next-1)
+				}
+				for q := next; q < d.First; q++ {
+					if !read[q] {
+						t.Fatalf("seq %d neither read nor dropped", q)
+					}
+				}
+				dropped += d.Count
+				next = d.Last + 1
+			}
+			for q := next; q <= s.Cursor; q++ {
+				if !read[q] {
+					t.Fatalf("seq %d neither read nor dropped (cursor %d)", q, s.Cursor)
+				}
+			}
+			if dropped != s.Dropped || s.Head != seq {
+				t.Errorf("drops reported %d, Stats %+v; appended %d", dropped, s, seq)
+			}
+			t.Logf("%d appended (%d bytes), %d read, %d dropped, %d stalls, %d commits; file %d bytes", seq, total, len(read), s.Dropped, s.Stalls, s.Commits, s.FileBytes)
+		})
+	}
+}
+
+// appendStateWaiting is appendWaiting with a state.
+func appendStateWaiting(buf *Buffer, p []byte, st State) error {
+	for {
+		h := buf.Head()
+		err := buf.Append(p, st)
+		if !errors.Is(err, ErrQueueFull) {
+			return err
+		}
+		if err := buf.Wait(context.Background(), h); err != nil {
+			return err
+		}
+	}
+}
+
+// TestBuffer_Limit_ReaderHoldsPages: at MaxBytes, a read transaction that stays open keeps bbolt
+// from reusing the pages commits free. The writer then postpones commits (Stats.Stalls) rather
+// than grow the file, and goes on once the reader is done.
+func TestBuffer_Limit_ReaderHoldsPages(t *testing.T) {
+	b := openBuffer(t, "", Options{MaxBytes: MinMaxBytes, QueueLen: 100})
+	runBuffer(t, b)
+	for n := range uint64(MinMaxBytes / 100) { // twice the file
+		if err := appendWaiting(b, payload(n+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, b)
+	if b.Stats().Dropped == 0 {
+		t.Fatal("nothing dropped: the buffer is not at its limit")
+	}
+
+	hold, held := make(chan struct{}), make(chan struct{})
+	readDone := make(chan error, 1)
+	go func() {
+		readDone <- b.ReadAfter(b.Head()-1, 1, func(uint64, []byte) error {
+			close(held)
+			<-hold // a backup of a slow disk
+			return nil
+		})
+	}()
+	<-held
+	ctx, cancel := context.WithCancel(context.Background())
+	appended := make(chan error, 1)
+	go func() {
+		for n := uint64(1); ctx.Err() == nil; n++ {
+			if err := appendWaiting(b, payload(n)); err != nil && !errors.Is(err, ErrClosed) {
+				appended <- err
+				return
+			}
+		}
+		appended <- nil
+	}()
+	waitFor(t, 30*time.Second, func() error {
+		if s := b.Stats(); s.Stalls == 0 {
+			return fmt.Errorf("no stall yet: %+v", s)
+		}
+		return nil
+	})
+	stalled := b.Head()
+	// Dropping cannot make room while the pages stay held: it must not drop everything first.
+	if s := b.Stats(); s.Entries < 1000 {
+		t.Errorf("%d entries of 200 bytes left when the writer stalled: %+v", s.Entries, s)
+	}
+	close(hold)
+	if err := <-readDone; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if h := b.Head(); h < stalled+1000 {
+			return fmt.Errorf("head %d, stalled at %d", h, stalled)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stalled at head %d; %+v", stalled, b.Stats())
+}

@@ -258,7 +258,7 @@ func (b *Buffer) load(db *bolt.DB) (hwm int64, err error) {
 			b.tail.add(e)
 		}
 		return state.ForEach(func(k, v []byte) error {
-			e := int64(elemOverhead - 8 + len(k) + len(v))
+			e := stateElemSize(string(k), v)
 			b.stateElem = max(b.stateElem, e)
 			b.stateBytes += e
 			return nil

@@ -134,8 +134,10 @@ func (b *Buffer) SetState(key string, value []byte) error {
 	}
 	b.txMu.Lock()
 	defer b.txMu.Unlock()
+	var delta int64
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketState)
+		delta = stateDelta(st, key, value)
 		if value == nil {
 			return st.Delete([]byte(key))
 		}
@@ -144,9 +146,8 @@ func (b *Buffer) SetState(key string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("set state %q in buffer file %s: %w", key, b.path, dbErr(err))
 	}
-	e := int64(elemOverhead - 8 + len(key) + len(value))
-	b.stateElem = max(b.stateElem, e)
-	b.stateBytes += e
+	b.stateElem = max(b.stateElem, stateElemSize(key, value))
+	b.stateBytes += delta
 	return nil
 }
 

@@ -347,8 +347,8 @@ func (b *Buffer) Flush(ctx context.Context) error {
 }
 
 // Wait blocks until Head() > after, or ctx ends (returning ctx's error), or no commit can come any
-// more because Run returned or Close was called (returning ErrClosed). Any number of goroutines
-// may wait.
+// more because Run returned or Close was called (returning ErrClosed) or the buffer is
+// read-only (ErrReadOnly). Any number of goroutines may wait.
 func (b *Buffer) Wait(ctx context.Context, after uint64) error {
 	for {
 		b.mu.Lock()
@@ -359,6 +359,10 @@ func (b *Buffer) Wait(ctx context.Context, after uint64) error {
 		if b.closed || b.run == runDone {
 			b.mu.Unlock()
 			return ErrClosed
+		}
+		if b.readOnly {
+			b.mu.Unlock()
+			return ErrReadOnly
 		}
 		ch := b.notify
 		b.mu.Unlock()
