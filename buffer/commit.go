@@ -274,7 +274,9 @@ func (b *Buffer) plan(tx *bolt.Tx, start, n int, free, coming int64) plan {
 		return plan{n: n, fits: true}
 	}
 	p := l.pageSize
-	room := l.hwmMax - tx.Size()/p + free
+	hwm := tx.Size() / p
+	room := l.hwmFile - hwm + free  // what this commit may allocate: the file does not grow
+	budget := l.hwmMax - hwm + free // the same within MaxBytes: what the drops restore
 	lastLeaf := b.tail.last(p)
 	var all, fit batchStat
 	k := 0
@@ -295,7 +297,7 @@ func (b *Buffer) plan(tx *bolt.Tx, start, n int, free, coming int64) plan {
 	// An Ack between two commits allocates too; a second one finds the pages the first freed.
 	reserve := full + l.ackPages(max(b.maxElem, all.maxElem)) + l.margin
 	pl := plan{n: k, fits: fits, need: need, room: room}
-	if short := reserve - (room + coming - need); short > 0 {
+	if short := reserve - (budget + coming - need); short > 0 {
 		pl.dropPages = short
 	}
 	return pl

@@ -62,8 +62,8 @@ func checkSizeAfterCommits(t testing.TB, b *Buffer, maxBytes int64) {
 		}
 	}
 	b.afterPlan = func(need, room, allocated, hwm int64) {
-		if allocated > need || hwm > b.lim.hwmMax {
-			t.Errorf("commit allocated %d pages, bound %d (room %d); high-water mark %d, limit %d", allocated, need, room, hwm, b.lim.hwmMax)
+		if allocated > need || hwm > b.lim.hwmFile {
+			t.Errorf("commit allocated %d pages, bound %d (room %d); high-water mark %d, limit %d", allocated, need, room, hwm, b.lim.hwmFile)
 		}
 	}
 }

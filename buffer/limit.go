@@ -56,7 +56,8 @@ type limits struct {
 	maxBytes   int64
 	pageSize   int64
 	allocSize  int   // bbolt's AllocSize: the step the file grows by
-	hwmMax     int64 // pages the high-water mark may reach
+	hwmMax     int64 // pages the high-water mark may reach for the file to stay within maxBytes
+	hwmFile    int64 // pages it may reach without growing the file: at least hwmMax
 	batchBytes int64 // element bytes one commit appends at most
 	maxPayload int   // largest payload Append accepts
 	depth      int64 // bound on the levels of branch pages of a bucket
@@ -64,9 +65,9 @@ type limits struct {
 	margin     int64 // pages of the reserve beyond what the next commit and two Acks need
 }
 
-// newLimits derives the page budget from maxBytes, the file's page size and its current
-// high-water mark (pages).
-func newLimits(maxBytes int64, pageSize int, hwm int64) (*limits, error) {
+// newLimits derives the page budget from maxBytes, the file's page size, its current high-water
+// mark (pages) and its size.
+func newLimits(maxBytes int64, pageSize int, hwm, fileSize int64) (*limits, error) {
 	p := int64(pageSize)
 	l := &limits{maxBytes: maxBytes, pageSize: p}
 	// A growth step of 1/32 of the limit: fewer truncate+fsync calls than a page at a time,
@@ -78,6 +79,9 @@ func newLimits(maxBytes int64, pageSize int, hwm int64) (*limits, error) {
 		return nil, fmt.Errorf("buffer options: MaxBytes %d is too small for the file's page size of %d bytes: need at least %d",
 			maxBytes, pageSize, (minPages+1)*p+int64(l.allocSize))
 	}
+	// A file already larger (written without the limit) cannot shrink: commits may use it all,
+	// while the drops keep the entries within the budget.
+	l.hwmFile = max(l.hwmMax, fileSize/p-1)
 	l.batchBytes = l.hwmMax * p / 32
 	l.maxPayload = int(min(int64(maxPayload), maxBytes/128))
 	pages := max(l.hwmMax, hwm)

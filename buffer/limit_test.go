@@ -369,3 +369,47 @@ func TestBuffer_Limit_ReaderHoldsPages(t *testing.T) {
 	}
 	t.Logf("stalled at head %d; %+v", stalled, b.Stats())
 }
+
+// TestBuffer_Limit_OversizedFile: a file grown larger than MaxBytes (written without a limit)
+// keeps its size, bbolt never shrinking it, but the entries are kept within the budget, and
+// CompactFile then brings the file under MaxBytes.
+func TestBuffer_Limit_OversizedFile(t *testing.T) {
+	path := tempPath(t)
+	fillFile(t, path, 40000) // 8 MB of payloads
+	before := fileSize(t, path)
+	const maxBytes = 2 << 20
+	b, err := Open(path, Options{MaxBytes: maxBytes}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	for n := range uint64(5000) {
+		if err := appendWaiting(b, payload(40001+n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, b)
+	s := b.Stats()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.FileBytes != before || s.Bytes > maxBytes || s.Dropped == 0 || s.Head != 45000 {
+		t.Errorf("file %d bytes (was %d), %d bytes kept, %d dropped, head %d", s.FileBytes, before, s.Bytes, s.Dropped, s.Head)
+	}
+	checkInvariants(t, path)
+	if _, after, err := CompactFile(path); err != nil || after > maxBytes {
+		t.Errorf("CompactFile: %d bytes, %v; want at most %d", after, err, maxBytes)
+	}
+	b = openBuffer(t, path, Options{MaxBytes: maxBytes})
+	if b.Head() != 45000 || b.Cursor() != s.Cursor {
+		t.Errorf("after compaction: head %d cursor %d, want 45000 and %d", b.Head(), b.Cursor(), s.Cursor)
+	}
+	runBuffer(t, b)
+	appendN(t, b, 45001, 3000)
+}

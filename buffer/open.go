@@ -89,12 +89,16 @@ func open(path string, opts Options, log *slog.Logger) (*Buffer, error) {
 		return fail(err)
 	}
 	if opts.MaxBytes > 0 {
-		b.lim, err = newLimits(opts.MaxBytes, db.Info().PageSize, hwm)
+		fi, err := os.Stat(path)
+		if err != nil {
+			return fail(fmt.Errorf("open buffer: %w", err))
+		}
+		b.lim, err = newLimits(opts.MaxBytes, db.Info().PageSize, hwm, fi.Size())
 		if err != nil {
 			return fail(err)
 		}
 		db.AllocSize = b.lim.allocSize
-		if fi, err := os.Stat(path); err == nil && fi.Size() > opts.MaxBytes {
+		if fi.Size() > opts.MaxBytes {
 			log.Warn("buffer file is larger than max_bytes (bbolt never shrinks a file): entries are kept within max_bytes, the file keeps its size until compacted",
 				"file", path, "file_bytes", fi.Size(), "max_bytes", opts.MaxBytes)
 		}
