@@ -107,6 +107,10 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 	buf, err := buffer.Open(filepath.Join(cfg.Gateway.DataDir, BufferFile), buffer.Options{
 		NoSync:         cfg.Buffer.Sync == "none",
 		CommitInterval: cfg.Buffer.CommitInterval,
+		MaxBytes:       cfg.Buffer.MaxBytes,
+		MaxAge:         cfg.Buffer.MaxAge,
+		OnDrop:         a.bufferDrop,
+		OnClockJump:    a.clockJump,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -197,6 +201,27 @@ func brokerTLS(cfg *config.File) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
+}
+
+// bufferDrop stores the drop event of records the buffer dropped unsent (full, or too old): the
+// backend sees the hole in seq explained. Called from the buffer's writer, which allows Append.
+func (a *Agent) bufferDrop(d buffer.Drop) {
+	a.log.Error("buffer dropped records unsent", "reason", d.Reason, "first_seq", d.First, "last_seq", d.Last, "count", d.Count)
+	a.storeEvent(record.Record{Kind: record.KindEvent, Time: time.Now(), Fields: []record.Field{
+		record.StringField("event", "drop"), record.StringField("reason", d.Reason),
+		record.UintField("first_seq", d.First), record.UintField("last_seq", d.Last), record.UintField("count", d.Count),
+		record.IntField("bytes", d.Bytes),
+	}})
+}
+
+// clockJump stores an event for a step of the wall clock: KPI time across it is unknown, and
+// the buffer does not age records across it.
+func (a *Agent) clockJump(j buffer.ClockJump) {
+	a.log.Warn("wall clock jumped", "jump", j.Jump(), "wall", j.Wall, "monotonic", j.Monotonic)
+	a.storeEvent(record.Record{Kind: record.KindEvent, Time: time.Now(), Fields: []record.Field{
+		record.StringField("event", "clock_jump"), record.FloatField("jump_seconds", j.Jump().Seconds()),
+		record.FloatField("wall_seconds", j.Wall.Seconds()), record.FloatField("monotonic_seconds", j.Monotonic.Seconds()),
+	}})
 }
 
 // deadLetter stores a drop event for a record the publisher had to skip, so the backend can

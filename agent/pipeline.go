@@ -12,9 +12,12 @@ import (
 	"github.com/floorlink/floorlink/drivers"
 )
 
-// appender is the part of the buffer the pipeline writes to.
+// appender is the part of the buffer the pipeline writes to. Telemetry goes in with
+// AppendDroppable, which the buffer refuses first when its disk stalls, so that events (and KPI
+// records) always find room.
 type appender interface {
 	Append(payload []byte, states ...buffer.State) error
+	AppendDroppable(payload []byte) error
 }
 
 // counters are the pipeline's totals, shared by all device sinks.
@@ -159,7 +162,12 @@ func (s *deviceSink) store() {
 		s.log.Error("encode record", "kind", s.rec.Kind, "err", err)
 		return
 	}
-	if err := s.out.Append(s.buf); err != nil {
+	if s.rec.Kind == record.KindTelemetry {
+		err = s.out.AppendDroppable(s.buf)
+	} else {
+		err = s.out.Append(s.buf)
+	}
+	if err != nil {
 		s.counts.dropped.Add(1)
 		if !s.dropping {
 			s.dropping = true

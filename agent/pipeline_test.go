@@ -71,6 +71,8 @@ func (f appendFunc) Append(payload []byte, states ...buffer.State) error {
 	return f(payload, states...)
 }
 
+func (f appendFunc) AppendDroppable(payload []byte) error { return f(payload) }
+
 // TestDeviceSink_Batch_DecodesToTagNames: a batch becomes one telemetry record keyed by tag
 // name, in tag order, and a refused append is counted, not retried.
 func TestDeviceSink_Batch(t *testing.T) {

@@ -19,12 +19,15 @@ type gatewayStats struct {
 	Epoch   string `json:"epoch"`
 	Session uint64 `json:"session"`
 	Buffer  struct {
-		Head           uint64 `json:"head"`
-		Cursor         uint64 `json:"cursor"`
-		Depth          uint64 `json:"depth"`
-		FileBytes      int64  `json:"file_bytes"`
-		Queue          int    `json:"queue"`
-		CommitFailures uint64 `json:"commit_failures"`
+		Head           uint64  `json:"head"`
+		Cursor         uint64  `json:"cursor"`
+		Depth          uint64  `json:"depth"`
+		FileBytes      int64   `json:"file_bytes"`
+		Queue          int     `json:"queue"`
+		CommitFailures uint64  `json:"commit_failures"`
+		OldestAge      float64 `json:"oldest_age_seconds"`
+		Dropped        uint64  `json:"dropped"`
+		QueueFull      uint64  `json:"queue_full"`
 	} `json:"buffer"`
 	Pipeline struct {
 		Records uint64 `json:"records"`
@@ -49,6 +52,7 @@ func (a *Agent) appendStats(dst []byte) []byte {
 	s.Gateway, s.Epoch, s.Session = a.cfg.Gateway.ID, a.buf.Epoch(), ps.Session
 	s.Buffer.Head, s.Buffer.Cursor, s.Buffer.Depth = bs.Head, bs.Cursor, bs.Entries
 	s.Buffer.FileBytes, s.Buffer.Queue, s.Buffer.CommitFailures = bs.FileBytes, bs.QueueLen, bs.CommitFailures
+	s.Buffer.OldestAge, s.Buffer.Dropped, s.Buffer.QueueFull = bs.OldestAge.Seconds(), bs.Dropped, bs.QueueFull
 	s.Pipeline.Records, s.Pipeline.Dropped = a.counts.records.Load(), a.counts.dropped.Load()
 	s.Publish.Published, s.Publish.Acked, s.Publish.DeadLetters, s.Publish.Split = ps.Published, ps.Acked, ps.DeadLetters, ps.Split
 	if !a.stats.lastAt.IsZero() && ps.Acked >= a.stats.lastAcked {
