@@ -178,9 +178,9 @@ func session(ctx context.Context, o *Options, broker string, t *Tracker) (connec
 		// after observe returned.
 		SetOrderMatters(true).
 		// Every message goes to this handler (subscriptions carry none): queued messages of
-		// a resumed session can arrive before the SUBSCRIBE is acknowledged, and paho
-		// acknowledges a message no handler takes without delivering it; and a message that
-		// matches two filters must be observed once.
+		// a resumed session arrive before the SUBSCRIBE is acknowledged, and paho neither
+		// delivers nor acknowledges a message no route takes; and a message that matches
+		// two filters must be observed once, where paho would call one handler per route.
 		SetDefaultPublishHandler(observe).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
