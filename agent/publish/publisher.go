@@ -150,6 +150,9 @@ func (p *Publisher) runSession(ctx context.Context, broker string) (connected bo
 	lost := make(chan error, 1)
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(p.opts.ClientID).
 		SetUsername(p.opts.Username).SetPassword(p.opts.Password).
+		// 3.1.1 only: paho would retry a failed connect as MQTT 3.1, whose CONNACK has no
+		// session-present flag.
+		SetProtocolVersion(4).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(p.opts.KeepAlive).SetConnectTimeout(p.opts.ConnectTimeout).
 		SetTLSConfig(p.opts.TLS).
