@@ -294,3 +294,10 @@ func appendJSONStringBody(dst []byte, s string) []byte {
 	}
 	return dst
 }
+
+// AppendMessage appends the JSON message of record r with the given envelope, exactly as the
+// publisher sends it (whole; never split), for tools that show stored records, such as
+// `floorlink buffer dump`.
+func AppendMessage(dst []byte, gateway, epoch string, seq uint64, historical bool, r *record.Record) []byte {
+	return appendRecordJSON(dst, envelope{gateway: gateway, epoch: epoch, seq: seq, historical: historical}, r)
+}

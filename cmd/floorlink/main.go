@@ -74,7 +74,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCommand(stderr), newValidateCommand(stdout), newVersionCommand(stdout))
+	root.AddCommand(newRunCommand(stderr), newValidateCommand(stdout), newBufferCommand(stdout),
+		newVerifyCommand(stdout, stderr), newVersionCommand(stdout))
 	return root
 }
 

@@ -118,8 +118,8 @@ func TestVersion(t *testing.T) {
 }
 
 // TestSecret_NeverPrinted sets the MQTT password through ${VAR} and greps everything the
-// command prints for it: validate's problems and --print output, and a running agent's log at
-// debug level while it fails to reach the broker.
+// command prints for it: validate's problems and --print output, a running agent's log at debug
+// level while it fails to reach the broker, and a dump of the records it stored meanwhile.
 func TestSecret_NeverPrinted(t *testing.T) {
 	const secret = "pw-Zq7!s3cr3t-should-never-show"
 	t.Setenv("FLOORLINK_TEST_PASSWORD", secret)
@@ -132,7 +132,12 @@ mqtt:
   password: ${FLOORLINK_TEST_PASSWORD}
   reconnect_min: 50ms
   reconnect_max: 100ms
-devices: []
+devices:
+  - name: press-1
+    protocol: modbus-tcp
+    address: 127.0.0.1:1
+    poll_interval: 100ms
+    tags: [{name: state, address: "40001", type: uint16}]
 `, filepath.Join(dir, "data"))), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte(`gateway: {id: gw, site: s, area: a, line: l}
@@ -172,6 +177,11 @@ mqtt:
 	cmd.Wait()
 	log := readLog()
 	seen = append(seen, log)
+	code, dump, dumpErr := runCLI("buffer", "dump", "-c", good, "--limit", "1000")
+	if code != 0 || !strings.Contains(dump, `"event":"disconnected"`) {
+		t.Errorf("buffer dump: exit %d, want the device's events:\n%s%s", code, dump, dumpErr)
+	}
+	seen = append(seen, dump, dumpErr)
 	if !strings.Contains(log, "mqtt session ended") {
 		t.Errorf("the agent never tried the broker; log:\n%s", log)
 	}
