@@ -164,7 +164,7 @@ func TestEndToEnd_Telemetry(t *testing.T) {
 	s := startStack(t, stackOptions{})
 	a := startAgent(t, s.cfgPath)
 	waitTelemetry(t, s, 60, 60*time.Second, nil)
-	if code := a.stop(syscall.SIGTERM, 5*time.Second); code != 0 {
+	if code := a.Stop(syscall.SIGTERM, 5*time.Second); code != 0 {
 		t.Fatalf("agent exit code %d after SIGTERM, want 0", code)
 	}
 	waitOffline(t, s, 1)
@@ -220,7 +220,7 @@ func TestEndToEnd_BrokerOutage(t *testing.T) {
 
 	// Live data again: records taken two seconds after the heal reached the subscriber.
 	waitTelemetry(t, s, 5, 60*time.Second, func(r msg) bool { return r.TS.After(heal.Add(2 * time.Second)) })
-	if code := a.stop(syscall.SIGTERM, 5*time.Second); code != 0 {
+	if code := a.Stop(syscall.SIGTERM, 5*time.Second); code != 0 {
 		t.Fatalf("agent exit code %d, want 0", code)
 	}
 	waitOffline(t, s, 2)
@@ -280,13 +280,13 @@ func TestEndToEnd_KillRestart(t *testing.T) {
 	waitTelemetry(t, s, 30, 60*time.Second, nil)
 
 	killed := time.Now()
-	if code := a.stop(syscall.SIGKILL, 5*time.Second); code != -1 {
+	if code := a.Stop(syscall.SIGKILL, 5*time.Second); code != -1 {
 		t.Fatalf("exit code %d after SIGKILL, want -1 (killed)", code)
 	}
 	restarted := time.Now()
 	b := startAgent(t, s.cfgPath)
 	waitTelemetry(t, s, 30, 60*time.Second, func(r msg) bool { return r.TS.After(restarted) })
-	if code := b.stop(syscall.SIGTERM, 5*time.Second); code != 0 {
+	if code := b.Stop(syscall.SIGTERM, 5*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
 	waitOffline(t, s, 2)
@@ -342,10 +342,10 @@ func TestEndToEnd_NewerBufferFormat(t *testing.T) {
 	st, _ := os.Stat(path)
 
 	a := startAgent(t, s.cfgPath)
-	if code := a.wait(10 * time.Second); code != 1 {
+	if code := a.Wait(10 * time.Second); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
 	}
-	if log := a.log(); !strings.Contains(log, "newer") || !strings.Contains(log, path) {
+	if log := a.Log(); !strings.Contains(log, "newer") || !strings.Contains(log, path) {
 		t.Errorf("error does not name the file and the newer format:\n%s", log)
 	}
 	after, _ := os.ReadFile(path)
@@ -399,7 +399,7 @@ func TestEndToEnd_TruncatedBuffer(t *testing.T) {
 		return fmt.Errorf("no buffer_moved_aside event")
 	})
 	waitTelemetry(t, s, 5, 30*time.Second, nil)
-	if code := a.stop(syscall.SIGTERM, 5*time.Second); code != 0 {
+	if code := a.Stop(syscall.SIGTERM, 5*time.Second); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	aside, _ := filepath.Glob(path + ".corrupt-*")

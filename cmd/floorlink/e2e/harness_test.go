@@ -7,16 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/floorlink/floorlink/agent/publish"
 	"github.com/floorlink/floorlink/agent/publish/mqtttest"
+	"github.com/floorlink/floorlink/cmd/floorlink/floorlinktest"
 	"github.com/floorlink/floorlink/simulators/simtest"
 )
 
@@ -30,11 +29,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	agentBin = filepath.Join(dir, "floorlink")
-	build := exec.Command("go", "build", "-o", agentBin, "github.com/floorlink/floorlink/cmd/floorlink")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build floorlink: %v\n%s", err, out)
+	agentBin, err = floorlinktest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -128,67 +125,9 @@ devices:
 	return b.String()
 }
 
-// agentProc is a running floorlink subprocess.
-type agentProc struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error
-}
-
-func startAgent(t *testing.T, cfgPath string) *agentProc {
+func startAgent(t *testing.T, cfgPath string) *floorlinktest.Agent {
 	t.Helper()
-	logFile, err := os.CreateTemp(t.TempDir(), "agent-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &agentProc{t: t, logPath: logFile.Name(), done: make(chan struct{})}
-	a.cmd = exec.Command(agentBin, "run", "-c", cfgPath, "--log-level", "debug")
-	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		a.err = a.cmd.Wait()
-		logFile.Close()
-		close(a.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-a.done:
-		default:
-			_ = a.cmd.Process.Kill()
-			<-a.done
-		}
-		if t.Failed() {
-			t.Logf("agent log %s:\n%s", a.logPath, a.log())
-		}
-	})
-	return a
-}
-
-func (a *agentProc) log() string {
-	b, _ := os.ReadFile(a.logPath)
-	return string(b)
-}
-
-// stop sends sig and returns the exit code, failing the test if the agent takes longer than
-// within.
-func (a *agentProc) stop(sig syscall.Signal, within time.Duration) int {
-	a.t.Helper()
-	_ = a.cmd.Process.Signal(sig)
-	return a.wait(within)
-}
-
-func (a *agentProc) wait(within time.Duration) int {
-	a.t.Helper()
-	select {
-	case <-a.done:
-	case <-time.After(within):
-		a.t.Fatalf("agent did not exit within %v", within)
-	}
-	return a.cmd.ProcessState.ExitCode()
+	return floorlinktest.Start(t, agentBin, cfgPath)
 }
 
 // msg is one received record message, decoded.

@@ -1,0 +1,101 @@
+// Package floorlinktest builds the floorlink binary and runs it as a subprocess for the tests
+// that treat the agent as a black box (end-to-end, chaos, performance): the product is the
+// process, with its own signals, exit codes and log.
+package floorlinktest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles the agent into dir without -race (the race detector runs on the tests' own
+// code; the agent under test is the product as shipped) and returns the binary's path. Call it
+// once from TestMain.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "floorlink")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/floorlink/floorlink/cmd/floorlink")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build floorlink: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Agent is a running floorlink subprocess. Its output goes to a log file, printed when the
+// test fails.
+type Agent struct {
+	t       testing.TB
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+}
+
+// Start runs `bin run -c cfgPath --log-level debug` with env added to the test's environment.
+// The process is killed at the end of the test if it still runs.
+func Start(t testing.TB, bin, cfgPath string, env ...string) *Agent {
+	t.Helper()
+	logFile, err := os.CreateTemp(t.TempDir(), "agent-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{t: t, logPath: logFile.Name(), done: make(chan struct{})}
+	a.cmd = exec.Command(bin, "run", "-c", cfgPath, "--log-level", "debug")
+	a.cmd.Env = append(os.Environ(), env...)
+	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = a.cmd.Wait()
+		logFile.Close()
+		close(a.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-a.done:
+		default:
+			_ = a.cmd.Process.Kill()
+			<-a.done
+		}
+		if t.Failed() {
+			t.Logf("agent log %s:\n%s", a.logPath, a.Log())
+		}
+	})
+	return a
+}
+
+// PID is the agent's process id, for /proc readings.
+func (a *Agent) PID() int { return a.cmd.Process.Pid }
+
+// Done is closed when the process has exited.
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+// Log returns what the agent printed so far.
+func (a *Agent) Log() string {
+	b, _ := os.ReadFile(a.logPath)
+	return string(b)
+}
+
+// Stop sends sig and returns the exit code (-1 when killed by a signal), failing the test if the
+// agent takes longer than within.
+func (a *Agent) Stop(sig syscall.Signal, within time.Duration) int {
+	a.t.Helper()
+	_ = a.cmd.Process.Signal(sig)
+	return a.Wait(within)
+}
+
+// Wait waits for the agent to exit by itself and returns its exit code.
+func (a *Agent) Wait(within time.Duration) int {
+	a.t.Helper()
+	select {
+	case <-a.done:
+	case <-time.After(within):
+		a.t.Fatalf("agent did not exit within %v", within)
+	}
+	return a.cmd.ProcessState.ExitCode()
+}
