@@ -14,6 +14,13 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
+// Observer takes every message Run receives, in arrival order, and each connection Run makes.
+// *Tracker is one; a test can wrap it to look at the payloads too.
+type Observer interface {
+	Observe(topic string, payload []byte, at time.Time)
+	Connected(resumed bool)
+}
+
 // DefaultTopic is the filter Run subscribes to when Options.Topics is empty: every message of
 // every Floorlink gateway under the default topic template.
 const DefaultTopic = "floorlink/v1/#"
@@ -117,7 +124,7 @@ func (o Options) withDefaults() (Options, error) {
 //
 // t sees each message after paho received it and before paho acknowledges it, so a message
 // is never acknowledged to the broker unaccounted.
-func Run(ctx context.Context, opts Options, t *Tracker) error {
+func Run(ctx context.Context, opts Options, t Observer) error {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return fmt.Errorf("verify options: %w", err)
@@ -158,7 +165,7 @@ func jitter(d time.Duration) time.Duration {
 
 // session runs one connection from connect to loss or the end of ctx. connected reports
 // whether the broker accepted the connection.
-func session(ctx context.Context, o *Options, broker string, t *Tracker) (connected bool, err error) {
+func session(ctx context.Context, o *Options, broker string, t Observer) (connected bool, err error) {
 	lost := make(chan error, 1)
 	observe := func(_ mqtt.Client, m mqtt.Message) { t.Observe(m.Topic(), m.Payload(), time.Now()) }
 	po := mqtt.NewClientOptions().AddBroker(broker).SetClientID(o.ClientID).
@@ -216,7 +223,7 @@ func session(ctx context.Context, o *Options, broker string, t *Tracker) (connec
 		return false, err
 	}
 	resumed := tok.(*mqtt.ConnectToken).SessionPresent()
-	t.connected(resumed)
+	t.Connected(resumed)
 	log := o.Log.With("broker", broker)
 	log.Info("mqtt connected", "client_id", o.ClientID, "session_present", resumed)
 	if o.Persistent && !resumed {

@@ -142,7 +142,9 @@ func (t *Tracker) Expect(gateway, epoch string, through uint64) {
 
 // connected is told by Run about each connection the broker accepted; resumed is the broker's
 // session-present flag.
-func (t *Tracker) connected(resumed bool) {
+// Connected counts a connection of Run to the broker, and whether the broker resumed the
+// verifier's session.
+func (t *Tracker) Connected(resumed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.connects++
