@@ -154,7 +154,10 @@ func (p *Publisher) runSession(ctx context.Context, broker string) (connected bo
 		// session-present flag.
 		SetProtocolVersion(4).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
-		SetKeepAlive(p.opts.KeepAlive).SetConnectTimeout(p.opts.ConnectTimeout).
+		// A half-open link (the broker gone silent, nothing closed) is noticed within about
+		// two keep-alives instead of paho's fixed 10 s ping timeout on top of one.
+		SetKeepAlive(p.opts.KeepAlive).SetPingTimeout(min(p.opts.KeepAlive, 10*time.Second)).
+		SetConnectTimeout(p.opts.ConnectTimeout).
 		SetTLSConfig(p.opts.TLS).
 		SetWriteTimeout(p.opts.ConnectTimeout).SetOrderMatters(true).
 		SetBinaryWill(p.status, appendStatusJSON(nil, "offline", begun, session), 1, true).
