@@ -14,7 +14,9 @@ import (
 )
 
 // formatVersion is the layout this code writes and the newest it reads. Bump it, and teach Open to
-// migrate, whenever a bucket, a key or an encoding changes.
+// migrate, whenever a bucket, a key or an encoding changes in a way older code would misread. An
+// optional key older code may ignore (meta age_floor: code without MaxAge has nothing to exempt)
+// needs no bump, which would only make older binaries refuse the file.
 const formatVersion = 1
 
 const (
@@ -190,7 +192,7 @@ type State struct {
 type Stats struct {
 	// Head is the seq of the last committed entry (0 when none ever).
 	Head uint64
-	// Cursor is the last acknowledged seq.
+	// Cursor is the last acknowledged or dropped seq.
 	Cursor uint64
 	// Entries is the number of stored entries: Head - Cursor.
 	Entries uint64
@@ -344,7 +346,8 @@ func (b *Buffer) Epoch() string { return b.epoch }
 // Head returns the seq of the last committed entry (0 when none was ever committed).
 func (b *Buffer) Head() uint64 { return b.head.Load() }
 
-// Cursor returns the last acknowledged seq.
+// Cursor returns the last acknowledged seq, or the last dropped one if the limits dropped
+// entries after it.
 func (b *Buffer) Cursor() uint64 { return b.cursor.Load() }
 
 // MovedAside reports whether Open found an unreadable file and moved it aside: path is where the

@@ -74,18 +74,20 @@
 // makes likely but does not prove: the tests check the file after every commit with payloads
 // up to the limit, with states, a lagging consumer and backups. A commit takes at most
 // MaxBytes/32 of entries, and Append refuses payloads over MaxBytes/128 (ErrTooLarge). States
-// count against MaxBytes and are never dropped. What the budget leaves for entries depends on
+// count against MaxBytes and are never dropped. Acks allocate pages too: with MaxBytes an Ack
+// that finds none fails (see below). What the budget leaves for entries depends on
 // their size, because bbolt puts at least two entries in a node: payload bytes kept at the
 // limit, as a share of MaxBytes, were measured at about 69 % (300-byte payloads), 50 %
 // (2.8 KB) and 39 % (mixed, up to MaxBytes/128) at 2 MiB, and more for larger files, where the
 // reserve is a smaller share (see the benchmarks page). A file already larger than MaxBytes
-// (written without a limit, or with a larger one) keeps its size until compacted, with the
-// entries still kept within the budget.
+// (written without a limit, or with a larger one) keeps its size until compacted: commits use
+// its pages without growing it, and the drops keep the entries within the budget of MaxBytes.
 //
 // While a read transaction is open (a ReadAfter callback, WriteTo), bbolt cannot reuse the
 // pages freed since it began. At MaxBytes the writer then postpones its commits (Stats.Stalls,
 // logged at Warn, retried with backoff) rather than grow the file or drop more: the queue fills
-// and Append returns ErrQueueFull until the reader is done.
+// and Append returns ErrQueueFull until the reader is done; and an Ack that finds no page fails,
+// changing nothing, to be tried again.
 //
 // The clock rule. Entries are stamped with Options.Now at Append, and MaxAge compares those
 // stamps with Options.Now at each commit and, between commits, every MaxAge/10 (1 s to 1 min).

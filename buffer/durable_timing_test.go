@@ -36,7 +36,7 @@ var recordShapes = []struct {
 const durableBatch = defaultMaxBatch
 
 // durablePerOp is the records each contender appends per op.
-const durablePerOp = 50 * durableBatch
+const durablePerOp = 20 * durableBatch
 
 // BenchmarkDurableAppend appends records until durable (sync on) through the buffer (one
 // producer keeping the queue full, natural group commit), bare bbolt (transactions of

@@ -31,6 +31,23 @@ func (d *drops) all() []Drop {
 	return append([]Drop(nil), d.d...)
 }
 
+// through waits until the drops reported add up to the count in Stats (OnDrop runs just after
+// the commit that Flush waits for) and returns them.
+func (d *drops) through(t testing.TB, b *Buffer) []Drop {
+	t.Helper()
+	waitFor(t, 5*time.Second, func() error {
+		var n uint64
+		for _, x := range d.all() {
+			n += x.Count
+		}
+		if want := b.Stats().Dropped; n != want {
+			return fmt.Errorf("drops reported add up to %d, Stats.Dropped is %d", n, want)
+		}
+		return nil
+	})
+	return d.all()
+}
+
 // sizedPayload returns a payload of n bytes (at least 8) that starts with seq, the rest derived
 // from it.
 func sizedPayload(seq uint64, n int) []byte {
@@ -101,7 +118,7 @@ func TestBuffer_Limit_MaxBytes(t *testing.T) {
 			if s.Head != seq {
 				t.Fatalf("head %d, want %d", s.Head, seq)
 			}
-			checkDrops(t, got.all(), s.Cursor)
+			checkDrops(t, got.through(t, b), s.Cursor)
 			if s.Dropped != s.Cursor || s.DroppedMaxBytes != s.Cursor || s.DroppedMaxAge != 0 {
 				t.Errorf("Stats: Dropped %d (max_bytes %d, max_age %d), want the cursor %d", s.Dropped, s.DroppedMaxBytes, s.DroppedMaxAge, s.Cursor)
 			}
@@ -125,7 +142,7 @@ func TestBuffer_Limit_MaxBytes(t *testing.T) {
 				t.Errorf("%d entries of %d bytes, Stats says %d of %d", len(entries), kept, s.Entries, s.Bytes)
 			}
 			t.Logf("appended %d entries (%d bytes); kept %d (%d bytes, %.0f%% of MaxBytes) in a %d-byte file; dropped %d in %d ranges; %d commits",
-				seq, total, len(entries), kept, 100*float64(kept)/maxBytes, s.FileBytes, s.Dropped, len(got.all()), s.Commits)
+				seq, total, len(entries), kept, 100*float64(kept)/maxBytes, s.FileBytes, s.Dropped, len(got.through(t, b)), s.Commits)
 			if kept < maxBytes/4 {
 				t.Errorf("kept %d bytes, less than a quarter of MaxBytes", kept)
 			}
@@ -261,7 +278,7 @@ func TestBuffer_Limit_Stress(t *testing.T) {
 			wg.Wait()
 
 			s := b.Stats()
-			ds := got.all()
+			ds := got.through(t, b)
 			var dropped uint64
 			next := uint64(1)
 			mu.Lock()
@@ -353,6 +370,17 @@ func TestBuffer_Limit_ReaderHoldsPages(t *testing.T) {
 	if s := b.Stats(); s.Entries < 1000 {
 		t.Errorf("%d entries of 200 bytes left when the writer stalled: %+v", s.Entries, s)
 	}
+	// Acks take pages too: once there are none, they fail rather than grow the file.
+	var ackErr error
+	for range 1000 {
+		if ackErr = b.Ack(b.Cursor() + 1); ackErr != nil {
+			break
+		}
+	}
+	if !errors.Is(ackErr, errNoRoom) {
+		t.Errorf("Acks while the pages are held end with %v, want errNoRoom", ackErr)
+	}
+	checkFileSize(t, b.path, MinMaxBytes)
 	close(hold)
 	if err := <-readDone; err != nil {
 		t.Fatal(err)
@@ -367,7 +395,10 @@ func TestBuffer_Limit_ReaderHoldsPages(t *testing.T) {
 	if err := <-appended; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stalled at head %d; %+v", stalled, b.Stats())
+	if err := b.Ack(b.Cursor() + 1); err != nil {
+		t.Errorf("Ack once the reader is done: %v", err)
+	}
+	t.Logf("stalled at head %d (Ack failed: %v); %+v", stalled, ackErr, b.Stats())
 }
 
 // TestBuffer_Limit_OversizedFile: a file grown larger than MaxBytes (written without a limit)

@@ -140,7 +140,7 @@ func OpenReadOnly(path string) (*Buffer, error) {
 			return nil, &CorruptError{Path: path, Err: cause}
 		}
 	}
-	b := newBuffer(path, Options{}.withDefaults(), slog.New(slog.DiscardHandler))
+	b := newBuffer(path, Options{QueueLen: 1}.withDefaults(), slog.New(slog.DiscardHandler)) // nothing is queued
 	b.readOnly = true
 	b.stopping = true
 	if _, err := b.load(db); err != nil {

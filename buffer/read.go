@@ -48,7 +48,9 @@ func (b *Buffer) ReadAfter(after uint64, max int, fn func(seq uint64, payload []
 // through and those entries are deleted, in one write transaction, so the file stays bounded in
 // steady state (bbolt reuses the freed pages; it never shrinks the file). An Ack at or before the
 // cursor does nothing (the cursor never goes backwards, and it moves by itself past entries the
-// limits drop); an Ack beyond the last committed entry is an error. Safe for concurrent use;
+// limits drop); an Ack beyond the last committed entry is an error. With Options.MaxBytes, an
+// Ack that needs pages the file has none of (a read transaction such as WriteTo holds them, see
+// the package Caveats) fails and changes nothing: try again later. Safe for concurrent use;
 // Acks are serialized.
 func (b *Buffer) Ack(through uint64) error {
 	if b.readOnly {
@@ -59,36 +61,10 @@ func (b *Buffer) Ack(through uint64) error {
 	if through <= b.cursor.Load() {
 		return nil
 	}
-	var freed, oldest int64
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		head, _ := u64(meta.Get(keyHead))
-		cursor, _ := u64(meta.Get(keyCursor))
-		if through > head {
-			return fmt.Errorf("seq %d is beyond head %d", through, head)
-		}
-		if through <= cursor {
-			return nil
-		}
-		// The stored seqs are exactly cursor+1 … head, so deleting by key finds every one.
-		entries := tx.Bucket(bucketEntries)
-		var k [8]byte
-		binary.BigEndian.PutUint64(k[:], cursor+1)
-		c := entries.Cursor()
-		for key, v := c.Seek(k[:]); key != nil && binary.BigEndian.Uint64(key) <= through; key, v = c.Next() {
-			freed += int64(len(v) - stampLen)
-		}
-		for seq := cursor + 1; seq <= through; seq++ {
-			binary.BigEndian.PutUint64(k[:], seq)
-			if err := entries.Delete(k[:]); err != nil {
-				return fmt.Errorf("delete entry %d: %w", seq, err)
-			}
-		}
-		if _, v := entries.Cursor().First(); v != nil {
-			oldest = int64(binary.BigEndian.Uint64(v))
-		}
-		return meta.Put(keyCursor, be64(through))
-	})
+	if b.isClosed() {
+		return ErrClosed
+	}
+	freed, oldest, err := b.ack(through)
 	if err != nil {
 		return fmt.Errorf("ack buffer file %s: %w", b.path, dbErr(err))
 	}
@@ -98,6 +74,59 @@ func (b *Buffer) Ack(through uint64) error {
 	b.oldest = oldest
 	b.mu.Unlock()
 	return nil
+}
+
+// ack runs Ack's transaction and returns the payload bytes it deleted and the stamp of the entry
+// now first (0 if none). Under txMu.
+func (b *Buffer) ack(through uint64) (freed, oldest int64, err error) {
+	var tx *bolt.Tx
+	for attempt := 0; ; attempt++ {
+		var free int64
+		var quiet bool
+		tx, free, _, quiet, err = b.beginWrite()
+		if err != nil {
+			return 0, 0, err
+		}
+		if b.lim == nil || b.lim.ackPages(b.maxElem) <= b.lim.hwmFile-tx.Size()/b.lim.pageSize+free {
+			break
+		}
+		_ = tx.Rollback() // bbolt releases what it can and counts it: see commit
+		if quiet || attempt > 0 {
+			return 0, 0, errNoRoom
+		}
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	meta := tx.Bucket(bucketMeta)
+	head, _ := u64(meta.Get(keyHead))
+	cursor, _ := u64(meta.Get(keyCursor))
+	if through > head {
+		return 0, 0, fmt.Errorf("seq %d is beyond head %d", through, head)
+	}
+	// The stored seqs are exactly cursor+1 … head, so deleting by key finds every one.
+	entries := tx.Bucket(bucketEntries)
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], cursor+1)
+	c := entries.Cursor()
+	for key, v := c.Seek(k[:]); key != nil && binary.BigEndian.Uint64(key) <= through; key, v = c.Next() {
+		freed += int64(len(v) - stampLen)
+	}
+	for seq := cursor + 1; seq <= through; seq++ {
+		binary.BigEndian.PutUint64(k[:], seq)
+		if err := entries.Delete(k[:]); err != nil {
+			return 0, 0, fmt.Errorf("delete entry %d: %w", seq, err)
+		}
+	}
+	if _, v := entries.Cursor().First(); v != nil {
+		oldest = int64(binary.BigEndian.Uint64(v))
+	}
+	if err := meta.Put(keyCursor, be64(through)); err != nil {
+		return 0, 0, err
+	}
+	return freed, oldest, tx.Commit()
 }
 
 // State returns a copy of the named state's value, or nil if it is absent.
