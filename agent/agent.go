@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/floorlink/floorlink/agent/config"
@@ -35,7 +36,9 @@ type Agent struct {
 	pub     *publish.Publisher
 	devices []device
 	counts  counters
-	stats   statsState
+	rate    statsState
+
+	httpAddr atomic.Value // string: the HTTP listener's address once it listens
 }
 
 type device struct {
@@ -330,6 +333,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	stopHTTP := a.serveHTTP(ctx, a.ready(ctx))
 	a.log.Info("agent running", "devices", len(a.devices), "epoch", a.buf.Epoch())
 
 	<-ctx.Done()
@@ -339,10 +343,41 @@ func (a *Agent) Run(ctx context.Context) error {
 	bufErr := <-bufDone
 	stopPublisher()
 	pubErr := <-pubDone
+	stopHTTP()
 	a.log.Info("agent stopped", "took", time.Since(start).Round(time.Millisecond),
 		"records", a.counts.records.Load(), "dropped", a.counts.dropped.Load(),
 		"head", a.buf.Head(), "cursor", a.buf.Cursor())
 	return errors.Join(bufErr, pubErr)
+}
+
+// ready reports whether the gateway does its job: delivering, or buffering an outage with room
+// to spare. Not ready, with the reason, once a disconnected buffer passes half of max_bytes or
+// max_age: records will soon be dropped, and someone should look.
+func (a *Agent) ready(ctx context.Context) func() error {
+	return func() error {
+		if ctx.Err() != nil {
+			return errors.New("stopping")
+		}
+		if a.pub.Stats().Connected {
+			return nil
+		}
+		st := a.buf.Stats()
+		if max := a.cfg.Buffer.MaxBytes; max > 0 && st.FileBytes > max/2 && st.Bytes > max/4 {
+			return fmt.Errorf("not connected to an MQTT broker, and the buffer holds %d records (%d bytes) in a file of %d of max_bytes %d",
+				st.Entries, st.Bytes, st.FileBytes, max)
+		}
+		if age := a.cfg.Buffer.MaxAge; age > 0 && st.OldestAge > age/2 {
+			return fmt.Errorf("not connected to an MQTT broker, and the oldest buffered record is %v old (max_age %v)",
+				st.OldestAge.Round(time.Second), age)
+		}
+		return nil
+	}
+}
+
+// HTTPAddr returns the address the HTTP listener listens on, "" when it does not (yet).
+func (a *Agent) HTTPAddr() string {
+	s, _ := a.httpAddr.Load().(string)
+	return s
 }
 
 // gatewayEvent stores an event of the gateway itself (source "").

@@ -2,14 +2,17 @@ package agent
 
 import (
 	"encoding/json"
+	"sync"
 	"time"
 )
 
-// statsState is the rate computation of the gateway stats message. Only the publisher's
-// goroutine calls appendStats, so it needs no lock.
+// statsState is the rate computation of the gateway stats message; mu guards it, since the
+// HTTP status and the publisher's stats message both read it.
 type statsState struct {
+	mu        sync.Mutex
 	lastAcked uint64
 	lastAt    time.Time
+	rate      float64
 }
 
 // gatewayStats is the payload of floorlink/v1/{site}/gateway/{gateway}/stats (docs/mqtt.md).
@@ -42,9 +45,17 @@ type gatewayStats struct {
 	} `json:"publish"`
 }
 
-// appendStats appends the gateway stats JSON. It runs every mqtt.stats_interval, so it favours
-// clarity over allocation.
+// appendStats appends the gateway stats JSON for the stats message and updates the publish rate
+// since the previous one. It runs every mqtt.stats_interval, so it favours clarity over
+// allocation.
 func (a *Agent) appendStats(dst []byte) []byte {
+	return append(dst, a.stats(true)...)
+}
+
+// statusJSON is the same figures for /api/v1/status, with the rate of the last stats message.
+func (a *Agent) statusJSON() []byte { return a.stats(false) }
+
+func (a *Agent) stats(updateRate bool) []byte {
 	now := time.Now()
 	bs, ps := a.buf.Stats(), a.pub.Stats()
 	var s gatewayStats
@@ -55,15 +66,19 @@ func (a *Agent) appendStats(dst []byte) []byte {
 	s.Buffer.OldestAge, s.Buffer.Dropped, s.Buffer.QueueFull = bs.OldestAge.Seconds(), bs.Dropped, bs.QueueFull
 	s.Pipeline.Records, s.Pipeline.Dropped = a.counts.records.Load(), a.counts.dropped.Load()
 	s.Publish.Published, s.Publish.Acked, s.Publish.DeadLetters, s.Publish.Split = ps.Published, ps.Acked, ps.DeadLetters, ps.Split
-	if !a.stats.lastAt.IsZero() && ps.Acked >= a.stats.lastAcked {
-		if dt := now.Sub(a.stats.lastAt).Seconds(); dt > 0 {
-			s.Publish.Rate = float64(ps.Acked-a.stats.lastAcked) / dt
+	st := &a.rate
+	st.mu.Lock()
+	if updateRate {
+		st.rate = 0
+		if !st.lastAt.IsZero() && ps.Acked >= st.lastAcked {
+			if dt := now.Sub(st.lastAt).Seconds(); dt > 0 {
+				st.rate = float64(ps.Acked-st.lastAcked) / dt
+			}
 		}
+		st.lastAcked, st.lastAt = ps.Acked, now
 	}
-	a.stats.lastAcked, a.stats.lastAt = ps.Acked, now
-	b, err := json.Marshal(&s)
-	if err != nil { // cannot happen for this type; never publish half a message
-		return dst
-	}
-	return append(dst, b...)
+	s.Publish.Rate = st.rate
+	st.mu.Unlock()
+	b, _ := json.Marshal(&s) // cannot fail for this type
+	return b
 }

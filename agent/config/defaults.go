@@ -94,7 +94,7 @@ var fields = []field{
 	{path: "assets[].name", typ: "string", note: "required", rng: "topic level; unique among assets", doc: "The asset's name in records and topics."},
 
 	{path: "http", typ: "mapping", note: "all defaults", doc: "The status, health and metrics listener."},
-	{path: "http.listen", typ: "string", def: "127.0.0.1:9780", rng: "`host:port`, or `\"\"` to disable", doc: "Address to listen on; loopback by default."},
+	{path: "http.listen", typ: "string", def: "127.0.0.1:8088", rng: "`host:port`, or `\"\"` to disable", doc: "Address to listen on; loopback by default."},
 }
 
 // lookupField returns the table entry of a generic path.

@@ -58,7 +58,7 @@ func TestParse_Minimal(t *testing.T) {
 			PollInterval: time.Second, Timeout: 2 * time.Second, Area: "body", Line: "press-1",
 			Tags: []Tag{{Name: "state", Address: "40001", Type: "uint16", Scale: 1}},
 		}},
-		HTTP: HTTP{Listen: "127.0.0.1:9780"},
+		HTTP: HTTP{Listen: "127.0.0.1:8088"},
 	}
 	if diff := cmp.Diff(want, f, fileCmp...); diff != "" {
 		t.Errorf("File (-want +got):\n%s", diff)
@@ -476,7 +476,7 @@ func TestCheckHostPort(t *testing.T) {
 	}
 	f("plc-1:502", false, "")
 	f("[fd00::5]:502", false, "")
-	f(":9780", true, "")
+	f(":8088", true, "")
 	f("127.0.0.1:0", true, "")
 	f("plc-1", false, " (no port)")
 	f("fd00::5:502", false, " (an IPv6 address goes in brackets: [fd00::5]:502)")

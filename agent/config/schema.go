@@ -348,7 +348,7 @@ func (d *decoder) http(h *HTTP, m *mapping) {
 	}
 	if s.text != "" {
 		if msg := checkHostPort(s.text, true); msg != "" {
-			m.bad("listen", "want host:port like 127.0.0.1:9780, or \"\" to disable, got %s%s", s.what(), msg)
+			m.bad("listen", "want host:port like 127.0.0.1:8088, or \"\" to disable, got %s%s", s.what(), msg)
 			return
 		}
 	}

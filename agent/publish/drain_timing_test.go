@@ -187,7 +187,7 @@ func BenchmarkDrainRawPaho(b *testing.B) {
 			defer cancel()
 			lost := make(chan error, 1)
 			opts := mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID(fmt.Sprintf("raw-%d", w)).
-				SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+				SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 				SetKeepAlive(30 * time.Second).SetConnectTimeout(10 * time.Second).
 				SetWriteTimeout(10 * time.Second).SetOrderMatters(true).
 				SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -23,7 +26,8 @@ func newBufferCommand(stdout io.Writer) *cobra.Command {
 		Use:   "buffer",
 		Short: "Inspect and maintain the buffer file of a stopped agent",
 	}
-	cmd.AddCommand(newBufferStatsCommand(stdout), newBufferDumpCommand(stdout), newBufferCompactCommand(stdout))
+	cmd.AddCommand(newBufferStatsCommand(stdout), newBufferDumpCommand(stdout), newBufferCompactCommand(stdout),
+		newBufferBackupCommand(stdout))
 	return cmd
 }
 
@@ -186,4 +190,82 @@ func newBufferCompactCommand(stdout io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")
 	return cmd
+}
+
+func newBufferBackupCommand(stdout io.Writer) *cobra.Command {
+	var cfgPath, out string
+	cmd := &cobra.Command{
+		Use:   "backup -c FILE -o OUT",
+		Short: "Copy the buffer file consistently, from a running agent (over its HTTP listener) or a stopped one",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if out == "" {
+				return usageError{errors.New("-o OUT is required")}
+			}
+			path, cfg, err := bufferPath(cfgPath)
+			if err != nil {
+				return err
+			}
+			tmp := out + ".partial"
+			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp)
+			n, err := backup(path, cfg, f)
+			if cerr := f.Sync(); err == nil {
+				err = cerr
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			// A backup that does not open is no backup.
+			b, err := buffer.OpenReadOnly(tmp)
+			if err != nil {
+				return fmt.Errorf("check backup: %w", err)
+			}
+			head, cursor, epoch := b.Head(), b.Cursor(), b.Epoch()
+			b.Close()
+			if err := os.Rename(tmp, out); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %d bytes, epoch %s, head %d, cursor %d\n", out, n, epoch, head, cursor)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
+	return cmd
+}
+
+// backup copies the buffer: directly when the agent is stopped, else from the running agent's
+// /api/v1/buffer/backup, which copies it inside one read transaction.
+func backup(path string, cfg *config.File, w io.Writer) (int64, error) {
+	b, err := buffer.OpenReadOnly(path)
+	if err == nil {
+		defer b.Close()
+		return b.WriteTo(w)
+	}
+	if !errors.Is(err, buffer.ErrInUse) {
+		return 0, err
+	}
+	if cfg.HTTP.Listen == "" {
+		return 0, fmt.Errorf("the agent is running and has no HTTP listener (http.listen) to take a backup through: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(cfg.HTTP.Listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	resp, err := http.Get("http://" + net.JoinHostPort(host, port) + "/api/v1/buffer/backup")
+	if err != nil {
+		return 0, fmt.Errorf("take a backup through the running agent: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("take a backup through the running agent: %s", resp.Status)
+	}
+	return io.Copy(w, resp.Body)
 }

@@ -5,9 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,5 +132,93 @@ func TestBuffer_Stats_AgentRunning(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("took %v", d)
+	}
+}
+
+func TestBuffer_Backup_Stopped(t *testing.T) {
+	cfg := fillBuffer(t, 100, 40)
+	out := filepath.Join(t.TempDir(), "backup.db")
+	code, stdout, errOut := runCLI("buffer", "backup", "-c", cfg, "-o", out)
+	if code != 0 || !strings.Contains(stdout, "head 100, cursor 40") {
+		t.Fatalf("backup: exit %d: %s%s", code, stdout, errOut)
+	}
+}
+
+// TestBuffer_Backup_RunningAgent takes a consistent copy through a running agent's HTTP
+// listener while it keeps appending, and checks the listener's health endpoints on the way.
+func TestBuffer_Backup_RunningAgent(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(dir, "gw.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`gateway: {id: gw-backup, site: s, area: a, line: l}
+mqtt:
+  brokers: [tcp://127.0.0.1:1]
+http: {listen: %q}
+devices:
+  - name: press-1
+    protocol: modbus-tcp
+    address: 127.0.0.1:1
+    poll_interval: 50ms
+    tags: [{name: state, address: "40001", type: uint16}]
+`, httpAddr)), 0o644)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	logPath := filepath.Join(dir, "agent.log")
+	logFile, _ := os.Create(logPath)
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("agent log:\n%s", b)
+		}
+	}()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := get("/healthz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent's /healthz never answered")
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+	// No broker, buffer far from its limits: buffering an outage is the agent's job.
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz: %d %s, want 200 while buffering within limits", code, body)
+	}
+	if code, body := get("/api/v1/status"); code != 200 || !strings.Contains(body, `"gateway":"gw-backup"`) {
+		t.Errorf("/api/v1/status: %d %s", code, body)
+	}
+	out := filepath.Join(dir, "backup.db")
+	code, stdout, errOut := runCLI("buffer", "backup", "-c", cfg, "-o", out)
+	if code != 0 || !strings.Contains(stdout, out+": ") {
+		t.Fatalf("backup: exit %d: %s%s", code, stdout, errOut)
+	}
+	b, err := buffer.OpenReadOnly(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Head() == 0 {
+		t.Fatal("the backup holds no record")
 	}
 }

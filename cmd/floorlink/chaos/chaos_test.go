@@ -82,6 +82,7 @@ mqtt:
   shutdown_grace: 2s
   max_inflight: %d
   max_drain_rate: %d
+http: {listen: ""}
 buffer:
   commit_interval: %s
 devices:

@@ -108,6 +108,7 @@ mqtt:
   reconnect_min: 100ms
   reconnect_max: 500ms
   shutdown_grace: 2s
+http: {listen: ""}
 buffer:
   commit_interval: %s
 devices:

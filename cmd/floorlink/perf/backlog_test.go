@@ -46,25 +46,10 @@ func buildBacklog(tb testing.TB, path string, fileBytes int64) (n uint64) {
 	go func() { done <- buf.Run(ctx) }()
 
 	now := time.Now().Add(-time.Hour)
-	rec := record.Record{Kind: record.KindTelemetry, Source: "press-1"}
+	var rec record.Record
 	var payload []byte
 	for i := 0; ; i++ {
-		// 10 ms per record: an hour of a 100-tag device polled at 100 Hz, values that move.
-		rec.Time = now.Add(time.Duration(i) * 10 * time.Millisecond)
-		rec.Fields = rec.Fields[:0]
-		for f := range backlogFields {
-			name := backlogTagNames[f]
-			switch f % 4 {
-			case 0:
-				rec.Fields = append(rec.Fields, record.FloatField(name, 20+math.Sin(float64(i+f)/100)*5))
-			case 1:
-				rec.Fields = append(rec.Fields, record.UintField(name, uint64(i*f)))
-			case 2:
-				rec.Fields = append(rec.Fields, record.IntField(name, int64(f-i%1000)))
-			case 3:
-				rec.Fields = append(rec.Fields, record.BoolField(name, (i+f)%3 == 0))
-			}
-		}
+		backlogRecord(&rec, now, i)
 		if payload, err = rec.AppendBinary(payload[:0]); err != nil {
 			tb.Fatal(err)
 		}
@@ -101,6 +86,26 @@ func buildBacklog(tb testing.TB, path string, fileBytes int64) (n uint64) {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// backlogRecord makes the i-th record of the backlog in rec: 100 fields of a device polled every
+// 10 ms from start (an hour of it at 100 Hz), floats, counters, integers and bools that move.
+func backlogRecord(rec *record.Record, start time.Time, i int) {
+	rec.Reset()
+	rec.Kind, rec.Source, rec.Time = record.KindTelemetry, "press-1", start.Add(time.Duration(i)*10*time.Millisecond)
+	for f := range backlogFields {
+		name := backlogTagNames[f]
+		switch f % 4 {
+		case 0:
+			rec.Fields = append(rec.Fields, record.FloatField(name, 20+math.Sin(float64(i+f)/100)*5))
+		case 1:
+			rec.Fields = append(rec.Fields, record.UintField(name, uint64(i*f)))
+		case 2:
+			rec.Fields = append(rec.Fields, record.IntField(name, int64(f-i%1000)))
+		case 3:
+			rec.Fields = append(rec.Fields, record.BoolField(name, (i+f)%3 == 0))
+		}
+	}
 }
 
 var backlogTagNames = func() []string {
@@ -205,7 +210,7 @@ http: {listen: ""}
 
 		b.StartTimer()
 		a := startAgent(b, cfgPath, fmt.Sprintf("GOMEMLIMIT=%dMiB", memLimit>>20))
-		samp := startSampler(a.pid(), 100*time.Millisecond)
+		samp := startSampler(a.PID(), 100*time.Millisecond)
 		waitFor(b, 30*time.Minute, func() error {
 			if a.exited() {
 				b.Fatalf("agent exited during the drain")
@@ -218,7 +223,7 @@ http: {listen: ""}
 			return nil
 		})
 		b.StopTimer()
-		cpu, err := procCPU(a.pid())
+		cpu, err := procCPU(a.PID())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,12 +11,9 @@
 package perf_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floorlink/floorlink/cmd/floorlink/floorlinktest"
 )
 
 // agentBin is the floorlink binary, built once for the package without -race: the subprocess is
@@ -36,11 +35,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	agentBin = filepath.Join(dir, "floorlink")
-	build := exec.Command("go", "build", "-o", agentBin, "github.com/floorlink/floorlink/cmd/floorlink")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build floorlink: %v\n%s", err, out)
+	agentBin, err = floorlinktest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -49,82 +46,35 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// agentProc is a running floorlink subprocess.
+// agentProc is a running floorlink subprocess and when it was started.
 type agentProc struct {
+	*floorlinktest.Agent
 	tb      testing.TB
-	cmd     *exec.Cmd
-	logPath string
 	started time.Time
-	done    chan struct{}
 }
 
-// startAgent runs `floorlink run -c cfgPath` with GODEBUG=gctrace=1 (the Go heap, seen from
-// outside) and the extra environment env, logging to a file printed if the test fails.
+// startAgent runs the agent on cfgPath with GODEBUG=gctrace=1 (its Go heap, seen from outside)
+// and the extra environment env.
 func startAgent(tb testing.TB, cfgPath string, env ...string) *agentProc {
 	tb.Helper()
-	logFile, err := os.CreateTemp(tb.TempDir(), "agent-*.log")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	a := &agentProc{tb: tb, logPath: logFile.Name(), done: make(chan struct{})}
-	a.cmd = exec.Command(agentBin, "run", "-c", cfgPath)
-	a.cmd.Env = append(append(os.Environ(), "GODEBUG=gctrace=1"), env...)
-	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
-	a.started = time.Now()
-	if err := a.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() {
-		_ = a.cmd.Wait()
-		logFile.Close()
-		close(a.done)
-	}()
-	tb.Cleanup(func() {
-		select {
-		case <-a.done:
-		default:
-			_ = a.cmd.Process.Kill()
-			<-a.done
-		}
-		if tb.Failed() {
-			tb.Logf("agent log %s (gctrace lines left out):\n%s", a.logPath, a.logWithoutGC())
-		}
-	})
-	return a
+	started := time.Now()
+	a := floorlinktest.Start(tb, agentBin, cfgPath, append([]string{"GODEBUG=gctrace=1"}, env...)...)
+	return &agentProc{Agent: a, tb: tb, started: started}
 }
-
-func (a *agentProc) pid() int { return a.cmd.Process.Pid }
 
 // stop sends SIGTERM and returns the exit code, failing if the agent takes longer than within.
 func (a *agentProc) stop(within time.Duration) int {
 	a.tb.Helper()
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(within):
-		a.tb.Fatalf("agent did not exit within %v of SIGTERM", within)
-	}
-	return a.cmd.ProcessState.ExitCode()
+	return a.Stop(syscall.SIGTERM, within)
 }
 
 func (a *agentProc) exited() bool {
 	select {
-	case <-a.done:
+	case <-a.Done():
 		return true
 	default:
 		return false
 	}
-}
-
-func (a *agentProc) logWithoutGC() string {
-	b, _ := os.ReadFile(a.logPath)
-	var out strings.Builder
-	for line := range strings.Lines(string(b)) {
-		if !strings.HasPrefix(line, "gc ") {
-			out.WriteString(line)
-		}
-	}
-	return out.String()
 }
 
 // gcLine matches a gctrace line: "gc 7 @1.204s 0%: ... 4->5->2 MB, 5 MB goal".
@@ -140,22 +90,15 @@ type heap struct {
 // goHeap returns the Go heap from the gctrace lines of the agent's log before and from from (the
 // time since the process started).
 func (a *agentProc) goHeap(from time.Duration) (before, after heap) {
-	f, err := os.Open(a.logPath)
-	if err != nil {
-		return before, after
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		m := gcLine.FindSubmatch(sc.Bytes())
+	for line := range strings.Lines(a.Log()) {
+		m := gcLine.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}
-		at, _ := strconv.ParseFloat(string(m[1]), 64)
-		start, _ := strconv.Atoi(string(m[2]))
-		end, _ := strconv.Atoi(string(m[3]))
-		live, _ := strconv.Atoi(string(m[4]))
+		at, _ := strconv.ParseFloat(m[1], 64)
+		start, _ := strconv.Atoi(m[2])
+		end, _ := strconv.Atoi(m[3])
+		live, _ := strconv.Atoi(m[4])
 		h := &before
 		if time.Duration(at*float64(time.Second)) >= from {
 			h = &after
