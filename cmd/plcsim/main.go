@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	plcsim [--seed 1] [--machines 3] [--step 100ms] [--speed 1] [--modbus-tcp 127.0.0.1:5020]
+//	plcsim [--seed 1] [--machines 3] [--registers 0] [--step 100ms] [--speed 1] [--modbus-tcp 127.0.0.1:5020]
 //
 // Once listening it prints exactly one line to stdout, "modbus-tcp listening on HOST:PORT" (port
 // 0 picks a free port; scripts and tests read the line), and logs to stderr. SIGINT or SIGTERM
@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	seed := fs.Int64("seed", 1, "random seed: the same seed and flags give the same line, tick for tick")
 	machines := fs.Int("machines", 3, fmt.Sprintf("machines in the line, 1..%d; machine k is Modbus unit id k", line.MaxMachines))
+	registers := fs.Int("registers", 0, fmt.Sprintf("extra holding registers per machine from 100 on, 0..%d; register 100+i holds (i mod 256)<<8 | (tick mod 256)", line.MaxExtraValues))
 	step := fs.Duration("step", 100*time.Millisecond, "simulated time per tick, 1ms..1s")
 	speed := fs.Float64("speed", 1, "simulated time per real time (10 = ten times faster than the clock)")
 	modbusTCP := fs.String("modbus-tcp", "127.0.0.1:5020", "Modbus TCP listen address; port 0 picks a free port")
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usage("unexpected arguments: %q", fs.Args())
 	case *machines < 1:
 		return usage("--machines %d: want 1..%d", *machines, line.MaxMachines)
+	case *registers < 0:
+		return usage("--registers %d: want 0..%d", *registers, line.MaxExtraValues)
 	case *step <= 0:
 		return usage("--step %v: want 1ms..1s", *step)
 	case !(*speed > 0):
@@ -79,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	l, err := line.New(line.Config{Seed: *seed, Machines: *machines, Step: *step})
+	l, err := line.New(line.Config{Seed: *seed, Machines: *machines, Step: *step, ExtraValues: *registers})
 	if err != nil {
 		return err
 	}
@@ -99,8 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen modbus tcp: %w", err)
 	}
 	fmt.Fprintf(stdout, "modbus-tcp listening on %s\n", ln.Addr())
-	log.Info("plcsim started", "seed", *seed, "machines", *machines, "step", *step, "speed", *speed,
-		"modbus_tcp", ln.Addr().String())
+	log.Info("plcsim started", "seed", *seed, "machines", *machines, "registers", *registers, "step", *step,
+		"speed", *speed, "modbus_tcp", ln.Addr().String())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Run(gctx) })

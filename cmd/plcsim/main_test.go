@@ -200,6 +200,49 @@ func TestPlcsim_Deterministic(t *testing.T) {
 	}
 }
 
+// TestPlcsim_Registers: --registers 500 on 20 machines serves holding registers 100..599 of every
+// unit by the README's formula, at the tick that the same request carries; 600 is exception 2.
+func TestPlcsim_Registers(t *testing.T) {
+	p := startPlcsim(t, "--modbus-tcp", "127.0.0.1:0", "--machines", "20", "--registers", "500")
+	for unit := byte(1); unit <= 20; unit++ {
+		h := modbus.NewTCPClientHandler(p.addr)
+		h.SlaveId = unit
+		h.Timeout = 5 * time.Second
+		c := modbus.NewClient(h)
+		// Registers 1..125 carry the tick and the first 26 extras in one request.
+		b, err := c.ReadHoldingRegisters(1, 125)
+		if err != nil {
+			t.Fatalf("unit %d: read holding 1-125: %v", unit, err)
+		}
+		tick := binary.BigEndian.Uint32(b)
+		for r := 100; r <= 125; r++ {
+			i := r - 100
+			if got, want := binary.BigEndian.Uint16(b[2*(r-1):]), uint16(i%256)<<8|uint16(tick%256); got != want {
+				t.Errorf("unit %d: holding %d = %#04x at tick %d, want %#04x", unit, r, got, tick, want)
+			}
+		}
+		// The rest of the block: the index byte is exact whatever the tick.
+		for first := 126; first < 600; first += 125 {
+			n := min(125, 600-first)
+			b, err := c.ReadHoldingRegisters(uint16(first), uint16(n))
+			if err != nil {
+				t.Fatalf("unit %d: read holding %d-%d: %v", unit, first, first+n-1, err)
+			}
+			for j := range n {
+				if got, want := b[2*j], byte(first+j-100); got != want {
+					t.Errorf("unit %d: holding %d high byte %#02x, want %#02x", unit, first+j, got, want)
+				}
+			}
+		}
+		_, err = c.ReadHoldingRegisters(600, 1)
+		var me *modbus.ModbusError
+		if !errors.As(err, &me) || me.ExceptionCode != 2 {
+			t.Errorf("unit %d: holding 600: got %v, want exception 2", unit, err)
+		}
+		h.Close()
+	}
+}
+
 func TestPlcsim_BadFlags(t *testing.T) {
 	tests := []struct {
 		name string
@@ -211,6 +254,8 @@ func TestPlcsim_BadFlags(t *testing.T) {
 		{"machines too many", []string{"--machines", "300", "--modbus-tcp", "127.0.0.1:0"}, 1, "machines 300"},
 		{"negative speed", []string{"--speed", "-1"}, 2, "--speed -1"},
 		{"step 0", []string{"--step", "0s"}, 2, "--step 0s"},
+		{"registers negative", []string{"--registers", "-1"}, 2, "--registers -1"},
+		{"registers too many", []string{"--registers", "65437", "--modbus-tcp", "127.0.0.1:0"}, 1, "extra values 65437"},
 		{"step too long", []string{"--step", "5s", "--modbus-tcp", "127.0.0.1:0"}, 1, "step 5s"},
 		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined"},
 		{"argument", []string{"extra"}, 2, "unexpected arguments"},

@@ -80,7 +80,17 @@ type Config struct {
 	// InitialTick is the tick count before the first Step, so that tests reach the 32-bit wrap of
 	// Machine.Tick quickly. Zero means 0.
 	InitialTick uint64
+	// ExtraValues is the number of extra 16-bit values every machine exposes besides its named
+	// signals, 0..MaxExtraValues, to make wide devices for throughput tests: value i is
+	// Machine.Extra(i), a function of the tick and i alone (no random draw, so the named signals
+	// do not depend on it). The front ends serve them (simulators/README.md: Modbus holding
+	// registers 100 on). Zero means none.
+	ExtraValues int
 }
+
+// MaxExtraValues is the largest Config.ExtraValues: the Modbus front end serves them from holding
+// register 100 up, within the 16-bit address space.
+const MaxExtraValues = 0x10000 - 100
 
 // withDefaults returns c with zero fields replaced by their defaults, and every problem found,
 // joined. Disabled features stay negative, so that Config() fed back to New gives the same line.
@@ -132,6 +142,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaintenanceTime < 0 {
 		errs = append(errs, fmt.Errorf("maintenance time %v is negative", c.MaintenanceTime))
 	}
+	if c.ExtraValues < 0 || c.ExtraValues > MaxExtraValues {
+		errs = append(errs, fmt.Errorf("extra values %d outside 0..%d", c.ExtraValues, MaxExtraValues))
+	}
 	switch {
 	case c.RejectRate == 0:
 		c.RejectRate = 0.02
@@ -168,6 +181,16 @@ type Machine struct {
 	// Queue is the number of parts in the machine's input buffer; always 0 for machine 1, which
 	// draws from an unlimited supply.
 	Queue int
+}
+
+// Extra returns the machine's extra value i (0 <= i < Config.ExtraValues) at this tick: i mod 256
+// in the high byte and the tick mod 256 in the low byte, e.g. 0x0307 for value 3 at tick 263.
+//
+// Every extra value is self-checking on its own: the high byte proves that a reader did not take
+// one value for its neighbour (a shifted register), the low byte tells which tick (modulo 256) the
+// read came from. (tick+i would not do: a value read one place off would look like a read one tick later.)
+func (m Machine) Extra(i int) uint16 {
+	return uint16(i&0xff)<<8 | uint16(m.Tick&0xff)
 }
 
 // idealCycles are the machines' design cycle times, repeated for longer lines. Their minimum

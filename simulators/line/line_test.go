@@ -110,6 +110,8 @@ func TestLine_New_Invalid(t *testing.T) {
 		{"maintenance negative", line.Config{MaintenanceTime: -time.Second}, "maintenance time -1s"},
 		{"reject rate one", line.Config{RejectRate: 1}, "reject rate 1"},
 		{"reject rate NaN", line.Config{RejectRate: math.NaN()}, "reject rate NaN"},
+		{"extra values negative", line.Config{ExtraValues: -1}, "extra values -1"},
+		{"extra values too many", line.Config{ExtraValues: line.MaxExtraValues + 1}, "extra values 65437"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +126,39 @@ func TestLine_New_Invalid(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "machines") || !strings.Contains(err.Error(), "step") {
 		t.Errorf("got %v, want both the machines and the step problem", err)
 	}
+}
+
+func TestMachine_Extra(t *testing.T) {
+	f := func(tick uint32, i int, want uint16) {
+		t.Helper()
+		if got := (line.Machine{Tick: tick}).Extra(i); got != want {
+			t.Errorf("Extra(%d) at tick %d = %#04x, want %#04x", i, tick, got, want)
+		}
+	}
+	f(0, 0, 0x0000)
+	f(263, 3, 0x0307)
+	f(255, 255, 0xffff)
+	f(256, 256, 0x0000)
+	f(0x1234_5678, 0x1ff, 0xff78)
+	f(math.MaxUint32, 499, 0xf3ff)
+}
+
+// TestLine_ExtraValues: extra values change nothing else (they draw nothing from the random
+// streams), and the largest block is accepted.
+func TestLine_ExtraValues(t *testing.T) {
+	a := newLine(t, line.Config{Seed: 11})
+	b := newLine(t, line.Config{Seed: 11, ExtraValues: 500})
+	if got := b.Config().ExtraValues; got != 500 {
+		t.Errorf("Config().ExtraValues = %d, want 500", got)
+	}
+	for tick := range 5000 {
+		if sa, sb := snapshots(a), snapshots(b); !slices.Equal(sa, sb) {
+			t.Fatalf("tick %d: extra values changed the snapshots (-none +500):\n%s", tick, cmp.Diff(sa, sb))
+		}
+		a.Step()
+		b.Step()
+	}
+	newLine(t, line.Config{ExtraValues: line.MaxExtraValues})
 }
 
 func TestState_String(t *testing.T) {

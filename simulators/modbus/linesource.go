@@ -25,8 +25,13 @@ const (
 	HoldingAlarmCode        = 16 // uint16
 	HoldingSpindleSpeed     = 17 // int32 ABCD, 17-18, rpm
 	HoldingTemperatureX10   = 19 // int16, °C × 10 rounded
-	// HoldingSize is the size of the holding table: 20..99 read as 0, 100 on is exception 2.
+	// HoldingSize is the size of the fixed holding table: 20..99 read as 0. Then come the
+	// line's extra values (line.Config.ExtraValues, N of them), from HoldingExtra; 100+N on is
+	// exception 2.
 	HoldingSize = 100
+	// HoldingExtra is the first of the N extra registers: register HoldingExtra+i holds
+	// line.Machine.Extra(i), uint16, (i mod 256)<<8 | (tick mod 256).
+	HoldingExtra = HoldingSize
 
 	InputTemperatureX10 = 0 // int16, °C × 10 rounded
 	InputPressureX100   = 1 // uint16, bar × 100 rounded
@@ -47,16 +52,17 @@ const (
 
 // LineSource serves a line.Line through the register map above.
 type LineSource struct {
-	mu   sync.Locker
-	line *line.Line
-	n    int
+	mu    sync.Locker
+	line  *line.Line
+	n     int
+	extra int // line.Config.ExtraValues, served from HoldingExtra
 }
 
 // NewLineSource returns a Source over l. mu guards l: whoever steps l must hold it, so that each
 // request's values come from one tick. The number of machines must not change afterwards (it
 // cannot: a Line's size is fixed).
 func NewLineSource(l *line.Line, mu sync.Locker) *LineSource {
-	return &LineSource{mu: mu, line: l, n: l.Machines()}
+	return &LineSource{mu: mu, line: l, n: l.Machines(), extra: l.Config().ExtraValues}
 }
 
 // HasUnit reports whether unit is a machine of the line (1..Machines).
@@ -74,8 +80,18 @@ func (s *LineSource) Read(unit byte, t Table, addr uint16, dst []uint16) error {
 	var size int
 	switch t {
 	case HoldingRegisters:
-		size = HoldingSize
+		if int(addr)+len(dst) > HoldingSize+s.extra {
+			return IllegalDataAddress
+		}
 		encodeHolding(&m, regs[:HoldingSize])
+		n := 0
+		if int(addr) < HoldingSize {
+			n = copy(dst, regs[addr:])
+		}
+		for j := n; j < len(dst); j++ {
+			dst[j] = m.Extra(int(addr) + j - HoldingExtra)
+		}
+		return nil
 	case InputRegisters:
 		size = InputSize
 		encodeInput(&m, regs[:InputSize])

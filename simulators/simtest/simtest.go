@@ -4,7 +4,7 @@
 //
 // Tests outside simulators/ may import only simtest (DESIGN.md's import table), so it re-exports
 // the names they need from simulators/line and simulators/modbus as aliases: LineConfig, Machine,
-// State and its values, Request, Exception and its codes.
+// State and its values, Request, Exception and its codes, HoldingExtra.
 //
 // Caveats: the history of ticks lives in memory, Options.History ticks at most (a million by
 // default, about 150 MB for three machines once full); tests run minutes, not days.
@@ -48,6 +48,11 @@ const (
 	Setup       = line.Setup
 	Maintenance = line.Maintenance
 )
+
+// HoldingExtra is the first of the extra holding registers of a wide line
+// (LineConfig.ExtraValues = N): register HoldingExtra+i, for i in 0..N-1, holds Machine.Extra(i),
+// (i mod 256)<<8 | (tick mod 256).
+const HoldingExtra = simmodbus.HoldingExtra
 
 // Modbus exception codes.
 const (

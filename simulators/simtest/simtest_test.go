@@ -331,3 +331,37 @@ func TestStart_Cleanup(t *testing.T) {
 		t.Errorf("%s still accepts connections after the test ended", addr)
 	}
 }
+
+// TestStart_WideLine is the throughput tests' shape: 20 machines with 500 extra registers each,
+// read in 125-register requests like a driver's, every value by the README's formula at the tick
+// the same request carries, and the tick read recorded.
+func TestStart_WideLine(t *testing.T) {
+	const machines, extra = 20, 500
+	sim := simtest.Start(t, simtest.Options{Line: simtest.LineConfig{Seed: 4, Machines: machines, ExtraValues: extra}, Manual: true})
+	sim.Advance(1000)
+	for unit := 1; unit <= machines; unit++ {
+		c, _ := client(t, sim.ModbusAddr(), byte(unit))
+		for first := 0; first < simtest.HoldingExtra+extra; first += 125 {
+			n := min(125, simtest.HoldingExtra+extra-first)
+			b, err := c.ReadHoldingRegisters(uint16(first), uint16(n))
+			if err != nil {
+				t.Fatalf("unit %d: read holding %d-%d: %v", unit, first, first+n-1, err)
+			}
+			tick := sim.Current(unit).Tick
+			for j := max(simtest.HoldingExtra-first, 0); j < n; j++ {
+				i := first + j - simtest.HoldingExtra
+				if got, want := binary.BigEndian.Uint16(b[2*j:]), uint16(i%256)<<8|uint16(tick%256); got != want {
+					t.Fatalf("unit %d: holding %d = %#04x, want %#04x", unit, first+j, got, want)
+				}
+			}
+		}
+	}
+	waitFor(t, 5*time.Second, func() error {
+		for unit := 1; unit <= machines; unit++ {
+			if reads := sim.TickReads(unit); len(reads) != 1 || reads[0].Tick != 1000 {
+				return fmt.Errorf("machine %d: tick reads %v, want one of tick 1000", unit, reads)
+			}
+		}
+		return nil
+	})
+}
