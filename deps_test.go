@@ -42,7 +42,7 @@ var allowedImports = []struct {
 }
 
 // testOnlyImports may be added by any package's tests.
-var testOnlyImports = []string{"simulators/simtest", "agent/publish/mqtttest"}
+var testOnlyImports = []string{"simulators/simtest", "agent/publish/mqtttest", "cmd/floorlink/floorlinktest"}
 
 func match(pattern, pkg string) bool {
 	if rest, ok := strings.CutSuffix(pattern, "/..."); ok {

@@ -232,19 +232,33 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 	acked := p.src.Cursor()
 	committed, sent := acked, acked
 	lastCommit := time.Now()
+	// The cursor is recorded by a goroutine of its own: an Ack is a write transaction whose cost
+	// grows with the buffer file (bbolt rewrites its free-page list), 5-10 ms on a 1 GiB backlog,
+	// and sending must not wait for it. Requests coalesce: the recorder always takes the latest.
+	ackReq := make(chan uint64, 1)
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		for seq := range ackReq {
+			p.record(seq)
+		}
+	}()
 	commit := func() {
 		if acked == committed {
 			return
 		}
-		if err := p.src.Ack(acked); err != nil {
-			// Not fatal: what was not recorded is re-sent, as after a crash.
-			p.log.Error("record mqtt acknowledgements", "seq", acked, "err", err)
-			return
+		select { // replace a request the recorder has not taken yet
+		case <-ackReq:
+		default:
 		}
+		ackReq <- acked
 		committed, lastCommit = acked, time.Now()
-		p.acked.Store(acked)
 	}
-	defer commit()
+	defer func() {
+		close(ackReq)
+		<-ackDone
+		p.record(acked) // the last word is synchronous: Run's caller closes the buffer next
+	}()
 
 	// wake is signalled after each buffer commit; one goroutine per session turns the Source's
 	// blocking Wait into a channel the loop can select on.
@@ -443,6 +457,19 @@ func (b *bucket) spend(n int) {
 	if b.rate > 0 {
 		b.tokens -= float64(n)
 	}
+}
+
+// record writes the cursor through seq to the Source. A failure is not fatal: what was not
+// recorded is re-sent, as after a crash.
+func (p *Publisher) record(seq uint64) {
+	if seq <= p.acked.Load() {
+		return
+	}
+	if err := p.src.Ack(seq); err != nil {
+		p.log.Error("record mqtt acknowledgements", "seq", seq, "err", err)
+		return
+	}
+	p.acked.Store(seq)
 }
 
 func isDone(t mqtt.Token) bool {

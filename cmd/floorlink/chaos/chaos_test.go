@@ -71,6 +71,11 @@ const tags = `
       - {name: temperature_c, address: "40020", type: int16, scale: 0.1}`
 
 func config(dataDir, brokerURL, modbusAddr string) string {
+	return configWith(dataDir, brokerURL, modbusAddr, "")
+}
+
+// configWith adds extra keys to the buffer section.
+func configWith(dataDir, brokerURL, modbusAddr, bufferExtra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `gateway: {id: gw-chaos, site: chaos, area: a, line: l, data_dir: %q}
 mqtt:
@@ -85,8 +90,9 @@ mqtt:
 http: {listen: ""}
 buffer:
   commit_interval: %s
+%s
 devices:
-`, dataDir, brokerURL, maxInflight, maxDrainRate, commitInterval)
+`, dataDir, brokerURL, maxInflight, maxDrainRate, commitInterval, bufferExtra)
 	for m := 1; m <= devices; m++ {
 		fmt.Fprintf(&b, "  - {name: m%d, protocol: modbus-tcp, address: %q, unit_id: %d, poll_interval: %s, timeout: 1s, tags: [%s]}\n",
 			m, modbusAddr, m, pollInterval, strings.ReplaceAll(strings.TrimSpace(strings.ReplaceAll(tags, "      - ", "")), "\n", ", "))
