@@ -25,8 +25,12 @@ import (
 // BufferFile is the name of the buffer file in gateway.data_dir.
 const BufferFile = "buffer.db"
 
-// stateSession is the buffer state key of the MQTT session counter.
-const stateSession = "mqtt_session"
+// Buffer state keys: the MQTT session counter, and the run of consecutive dropped seqs the
+// latest drop event announced (two big-endian uint64: first, last).
+const (
+	stateSession = "mqtt_session"
+	stateDropRun = "drop_run"
+)
 
 // Agent is one running gateway: its buffer, publisher and devices.
 type Agent struct {
@@ -37,6 +41,9 @@ type Agent struct {
 	devices []device
 	counts  counters
 	rate    statsState
+	// dropRun is the run of consecutive drops being announced; only the buffer's writer
+	// goroutine (OnDrop) touches it after New.
+	dropRun struct{ first, last uint64 }
 
 	httpAddr atomic.Value // string: the HTTP listener's address once it listens
 }
@@ -124,6 +131,9 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		buf.Close()
 		return nil, err
 	}
+	if run, err := buf.State(stateDropRun); err == nil && len(run) == 16 {
+		a.dropRun.first, a.dropRun.last = binary.BigEndian.Uint64(run), binary.BigEndian.Uint64(run[8:])
+	}
 	opts, err := publishOptions(cfg, buf.Epoch(), lastSession)
 	if err != nil {
 		buf.Close()
@@ -208,13 +218,23 @@ func brokerTLS(cfg *config.File) (*tls.Config, error) {
 
 // bufferDrop stores the drop event of records the buffer dropped unsent (full, or too old): the
 // backend sees the hole in seq explained. Called from the buffer's writer, which allows Append.
+//
+// A drop event is a record like any other, so a buffer that stays full drops earlier drop
+// events too. Each event therefore announces the whole run of consecutive drops it belongs to,
+// from the first seq of the run, so that whichever event survives explains the hole; the run is
+// kept in the buffer's state, with the event, across restarts.
 func (a *Agent) bufferDrop(d buffer.Drop) {
 	a.log.Error("buffer dropped records unsent", "reason", d.Reason, "first_seq", d.First, "last_seq", d.Last, "count", d.Count)
+	first := d.First
+	if a.dropRun.last > 0 && d.First == a.dropRun.last+1 {
+		first = a.dropRun.first
+	}
+	a.dropRun.first, a.dropRun.last = first, d.Last
+	run := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, first), d.Last)
 	a.storeEvent(record.Record{Kind: record.KindEvent, Time: time.Now(), Fields: []record.Field{
 		record.StringField("event", "drop"), record.StringField("reason", d.Reason),
-		record.UintField("first_seq", d.First), record.UintField("last_seq", d.Last), record.UintField("count", d.Count),
-		record.IntField("bytes", d.Bytes),
-	}})
+		record.UintField("first_seq", first), record.UintField("last_seq", d.Last), record.UintField("count", d.Last-first+1),
+	}}, buffer.State{Key: stateDropRun, Value: run})
 }
 
 // clockJump stores an event for a step of the wall clock: KPI time across it is unknown, and
@@ -393,10 +413,10 @@ func (a *Agent) gatewayEvent(kind string, err error) {
 
 // storeEvent appends an event record of the gateway; events are never dropped for room before
 // telemetry is.
-func (a *Agent) storeEvent(rec record.Record) {
+func (a *Agent) storeEvent(rec record.Record, states ...buffer.State) {
 	b, err := rec.AppendBinary(nil)
 	if err == nil {
-		err = a.buf.Append(b)
+		err = a.buf.Append(b, states...)
 	}
 	if err != nil {
 		a.counts.dropped.Add(1)
