@@ -23,22 +23,7 @@ import (
 // the product, the race detector runs on the tests' own code.
 var agentBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "floorlink-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBin, err = floorlinktest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { floorlinktest.Main(m, &agentBin) }
 
 // stack is one test's plcsim, broker, subscriber and config.
 type stack struct {

@@ -99,3 +99,22 @@ func (a *Agent) Wait(within time.Duration) int {
 	}
 	return a.cmd.ProcessState.ExitCode()
 }
+
+// Main is a TestMain for packages that run the agent: it builds the binary once into a temporary
+// directory, stores its path in *bin, runs the tests and removes the directory.
+func Main(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "floorlink-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin, err = Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

@@ -29,22 +29,7 @@ import (
 // the product measured, the race detector runs on the tests' own code.
 var agentBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "floorlink-perf-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBin, err = floorlinktest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { floorlinktest.Main(m, &agentBin) }
 
 // agentProc is a running floorlink subprocess and when it was started.
 type agentProc struct {
