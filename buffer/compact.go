@@ -16,6 +16,10 @@ import (
 // large backlog does not hold all of it in memory.
 const compactTxBytes = 64 << 20
 
+// compactAllocSize is the growth step of a compacted file: it ends at most this much (plus a
+// page) beyond its pages.
+const compactAllocSize = 64 << 10
+
 // Compact copies the buffer file src, which no process may have open, into a new file dst
 // (mode 0600; it must not exist), leaving out the pages src no longer uses: bbolt never shrinks
 // a file, so after a long outage this is how it gets small again. Everything is kept: entries,
@@ -139,6 +143,9 @@ func compactInto(src *bolt.DB, dst string) error {
 	if err != nil {
 		return err
 	}
+	// A small growth step, so the copy ends close to the size of what it holds: with bbolt's
+	// default (16 MiB, and powers of two below it) it could end larger than MaxBytes.
+	db.AllocSize = compactAllocSize
 	if err := bolt.Compact(db, src, compactTxBytes); err != nil {
 		_ = db.Close()
 		return err

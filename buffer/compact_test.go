@@ -80,6 +80,9 @@ func TestCompactFile(t *testing.T) {
 	if after >= before/10 {
 		t.Errorf("compacted %d bytes to %d, want less than a tenth", before, after)
 	}
+	if pages := boltPagesSize(t, path); after > pages+compactAllocSize+4096 {
+		t.Errorf("compacted file is %d bytes for %d bytes of pages", after, pages)
+	}
 	if fi, err := os.Stat(path); err != nil || fi.Size() != after || fi.Mode().Perm() != 0o600 {
 		t.Errorf("file after compaction: %v, %v; want %d bytes, mode 0600", fi, err, after)
 	}

@@ -10,7 +10,9 @@ import "fmt"
 // size, a power of two from 32 KiB). It never shrinks. So with AllocSize set below MaxBytes
 // the file stays within MaxBytes as long as pgid never exceeds
 //
-//	hwmMax = (MaxBytes-AllocSize)/pageSize - 1.
+//	hwmMax = (MaxBytes-AllocSize)/pageSize - 1
+//
+// (hwmFile: or the file's own end, if it is already larger).
 //
 // pgid moves up only when a commit allocates pages bbolt's freelist cannot supply: a page from
 // the freelist is any free page for a one-page node, and a free run of n pages for an n-page
@@ -18,25 +20,32 @@ import "fmt"
 // freed by a transaction become reusable when the next write transaction begins, unless a read
 // transaction that began before they were freed is still open.
 //
-// So before each commit the writer knows its room exactly, in pages: R = hwmMax - pgid + F,
-// where F is the free-page count bbolt took when the last write transaction closed (all of them
-// go through txMu, so it is that of the last one), plus the pages that were pending then when no
-// read transaction was open as this one began (beginWrite). It bounds from above the pages the
-// commit can allocate (need, below, from the sizes of what it writes and of the tree's last
-// leaf), and commits only as much of the queue as fits in R; the rest waits for the next commit.
+// So before each commit the writer knows its room, in pages: R = hwmFile - pgid + F, where F is
+// the free-page count bbolt took when the last write transaction closed (all of them go
+// through txMu, so it is that of the last one), plus the pages that were pending then if no
+// read transaction was open as this one began (beginWrite); if one was, rolling back and
+// beginning again makes bbolt count what it could release. The writer bounds from above the
+// pages the commit can allocate (appendPages, fixedPages: from the sizes of what it writes and
+// of the tree's last leaf) and commits only as much of the queue as fits in R; the rest waits
+// for the next commit. If not even a commit that only drops fits, it postpones the commit
+// (errNoRoom). Ack checks its own room (ackPages) the same way.
 //
-// And it keeps the room from running out: when R minus this commit's need would fall below a
-// reserve (the need of a full batch, of two Acks, plus a margin of 1/64 of the file), it drops
-// the oldest entries in the same transaction, enough of them that the pages they free, at least
-// (their bytes - one leaf)/pageSize, make up the difference for the next commit. Dropped
-// entries are the ones the cursor moves past; the cursor moves in the same transaction.
+// And it keeps the room from running out: when the room within MaxBytes (hwmMax - pgid + F,
+// plus pages a reader still holds, since they come back) minus this commit's need would fall
+// below a reserve (the need of a full batch, of an Ack, plus a margin of 1/64 of the file), it
+// drops the oldest entries in the same transaction, enough of them that the pages they free
+// make up the difference for the next commit. Dropped entries free at least (their bytes -
+// dropWaste)/pageSize pages, whatever leaves they were in. The cursor moves past them in the
+// same transaction.
 //
 // What the bound rests on: bbolt's node layout (a node is split at FillPercent of a page, with
-// at least two keys per node; see need) and its freelist handing out any free page for a
-// one-page node. For multi-page nodes it also rests on the freelist having a free run of that
-// length when it has that many free pages, which the margin makes very likely but which is
-// not proven: the tests measure it (the file is checked after every commit) with payloads from
-// 100 bytes to MaxBytes/128.
+// at least two keys per node; see appendPages), the depth of its trees (branch nodes at least a
+// quarter full, as its rebalancing keeps those it touches), and its freelist handing out any
+// free page for a one-page node. For multi-page nodes it also rests on the freelist having a
+// free run of that length when it has that many free pages, which the margin makes very likely
+// but which is not proven. The tests check, after every commit, that the pages bbolt allocated
+// are within the bound and the high-water mark within hwmFile, with payloads from 8 bytes to
+// MaxBytes/128, states, a lagging consumer and backups.
 
 // pageHeader and elemOverhead are bbolt's page header and leaf element header, plus our 8-byte
 // key: an entry with a payload of n bytes takes elemOverhead+stampLen+n bytes of a leaf.
