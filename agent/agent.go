@@ -224,10 +224,13 @@ func brokerTLS(cfg *config.File) (*tls.Config, error) {
 // from the first seq of the run, so that whichever event survives explains the hole; the run is
 // kept in the buffer's state, with the event, across restarts.
 func (a *Agent) bufferDrop(d buffer.Drop) {
-	a.log.Error("buffer dropped records unsent", "reason", d.Reason, "first_seq", d.First, "last_seq", d.Last, "count", d.Count)
 	first := d.First
 	if a.dropRun.last > 0 && d.First == a.dropRun.last+1 {
 		first = a.dropRun.first
+		// At the limit nearly every commit drops: one line per run, not per commit.
+		a.log.Debug("buffer dropped records unsent", "reason", d.Reason, "first_seq", d.First, "last_seq", d.Last, "count", d.Count)
+	} else {
+		a.log.Error("buffer full or records too old: dropping the oldest records unsent", "reason", d.Reason, "first_seq", d.First, "last_seq", d.Last, "count", d.Count)
 	}
 	a.dropRun.first, a.dropRun.last = first, d.Last
 	run := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, first), d.Last)
