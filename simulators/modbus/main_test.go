@@ -97,7 +97,7 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: %v", timeout, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-time.After(5 * time.Millisecond) // poll interval
 	}
 }
 
