@@ -37,7 +37,7 @@ var fields = []field{
 
 	{path: "mqtt", typ: "mapping", note: "required", doc: "The broker connection and what is published."},
 	{path: "mqtt.brokers", typ: "list of URLs", note: "required", rng: "at least 1; `tcp://host:port` or `mqtt://host:port`", doc: "Brokers, tried in turn (failover, not load sharing)."},
-	{path: "mqtt.client_id", typ: "string", manual: true, note: "`floorlink-<gateway.id>`", rng: "UTF-8 without control characters", doc: "MQTT client id; must be unique on the broker. `\"\"` means the default."},
+	{path: "mqtt.client_id", typ: "string", manual: true, note: "`gateway.id`", rng: "UTF-8 without control characters", doc: "MQTT client id; must be unique on the broker, as the gateway id is. `\"\"` means the default."},
 	{path: "mqtt.username", typ: "string", note: "none", doc: "User name for the broker; none means anonymous."},
 	{path: "mqtt.password", typ: "secret", note: "none", rng: "not with `password_file`", doc: "Password for the broker, usually `${MQTT_PASSWORD}`; never printed or logged."},
 	{path: "mqtt.password_file", typ: "path", note: "none", rng: "not with `password`", doc: "File holding the password (one trailing newline is dropped), relative to the config file's directory."},

@@ -63,7 +63,7 @@
 // of every key: the decoder applies a default by decoding the table's text as if it were in
 // the file, and docs/configuration.md's reference is generated from the same table; tests fail
 // when the reference, the table and the File type disagree. A few defaults depend on other keys
-// (mqtt.client_id is floorlink-<gateway.id>, a device's area and line are the gateway's, a
+// (mqtt.client_id is the gateway.id, a device's area and line are the gateway's, a
 // modbus-tcp unit_id is 1, modbus-rtu serial settings) and are applied by the decoder, still
 // with their value and description in the table.
 //

@@ -46,7 +46,7 @@ func TestParse_Minimal(t *testing.T) {
 		Gateway: Gateway{ID: "gw-1", Site: "changwon", Area: "body", Line: "press-1",
 			DataDir: filepath.Join(dir, "data"), Timezone: "UTC", Location: time.UTC},
 		MQTT: MQTT{
-			Brokers: []string{"tcp://127.0.0.1:1883"}, ClientID: "floorlink-gw-1", Format: "json",
+			Brokers: []string{"tcp://127.0.0.1:1883"}, ClientID: "gw-1", Format: "json",
 			TopicTemplate: "floorlink/v1/{site}/{area}/{line}/{source}/{kind}", MaxInflight: 64,
 			KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second, ReconnectMin: time.Second,
 			ReconnectMax: 30 * time.Second, ShutdownGrace: 5 * time.Second, StatsInterval: 10 * time.Second,

@@ -168,7 +168,7 @@ func (d *decoder) mqtt(q *MQTT, m *mapping, g *Gateway) {
 		}
 	}
 	if q.ClientID == "" {
-		q.ClientID = "floorlink-" + g.ID
+		q.ClientID = g.ID
 	}
 	m.str("username", &q.Username)
 	d.password(q, m)

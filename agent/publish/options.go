@@ -13,7 +13,7 @@ import (
 type Options struct {
 	// Brokers are tried in turn, one per connection attempt: "tcp://host:port". Required.
 	Brokers []string
-	// ClientID of the MQTT session; "" means "floorlink-<Gateway>". Must be unique per broker.
+	// ClientID of the MQTT session; "" means Gateway. Must be unique per broker.
 	ClientID string
 	// Username and Password for the broker; empty means anonymous.
 	Username, Password string
@@ -106,7 +106,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.Join(errs...)
 	}
 	if o.ClientID == "" {
-		o.ClientID = "floorlink-" + o.Gateway
+		o.ClientID = o.Gateway
 	}
 	if o.MaxInflight == 0 {
 		o.MaxInflight = 64
