@@ -296,7 +296,15 @@ func placeErrors(cfg *config.File, prefix string, err error) []config.Problem {
 		}
 		var fe *drivers.FieldError
 		if errors.As(err, &fe) {
-			out = append(out, cfg.Problemf(prefix+"."+fe.Path, "%s", fe.Err))
+			p := prefix
+			if fe.Device != "" {
+				for i, d := range cfg.Devices {
+					if d.Name == fe.Device {
+						p = fmt.Sprintf("devices[%d]", i)
+					}
+				}
+			}
+			out = append(out, cfg.Problemf(p+"."+fe.Path, "%s", fe.Err))
 			return
 		}
 		out = append(out, cfg.Problemf(prefix, "%s", err))

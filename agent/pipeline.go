@@ -197,6 +197,11 @@ func toField(tag *drivers.Tag, smp *drivers.Sample) record.Field {
 		f.Quality = record.Uncertain
 	}
 	v := smp.Value
+	if tag.Enum != nil {
+		if f, ok := enumField(tag, v, f); ok {
+			return f
+		}
+	}
 	if scaled(tag) {
 		x, _ := v.Float64()
 		f.Kind, f.Bits = record.Float, math.Float64bits(applyScale(x, tag.Scale, tag.Offset))
@@ -214,8 +219,39 @@ func toField(tag *drivers.Tag, smp *drivers.Sample) record.Field {
 		f.Kind, f.Bits = record.Uint, v.Uint()
 	case drivers.KindFloat:
 		f.Kind, f.Bits = record.Float, math.Float64bits(v.Float())
+	case drivers.KindString:
+		f.Kind, f.Str = record.String, v.Str()
 	}
 	return f
+}
+
+// enumField maps an integer sample through the tag's enum to its name. A value the map lacks
+// keeps its number, marked uncertain, so that a PLC program change is visible rather than
+// hidden. ok is false for a sample that is not an integer (the map does not apply).
+func enumField(tag *drivers.Tag, v drivers.Value, f record.Field) (record.Field, bool) {
+	var n int64
+	switch v.Kind() {
+	case drivers.KindInt:
+		n = v.Int()
+	case drivers.KindUint:
+		if v.Uint() > math.MaxInt64 {
+			return f, false
+		}
+		n = int64(v.Uint())
+	case drivers.KindBool:
+		if v.Bool() {
+			n = 1
+		}
+	default:
+		return f, false
+	}
+	if name, ok := tag.Enum[n]; ok {
+		f.Kind, f.Str = record.String, name
+		return f, true
+	}
+	f.Kind, f.Bits = record.Int, uint64(n)
+	f.Quality, f.Reason = record.Uncertain, "not in enum"
+	return f, true
 }
 
 func scaled(tag *drivers.Tag) bool {

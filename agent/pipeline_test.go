@@ -51,6 +51,13 @@ func TestToField(t *testing.T) {
 			record.Field{Name: "a", Kind: record.Uint, Bits: 1, Quality: record.Uncertain, Reason: "stale"}},
 		{"source time", drivers.Tag{Name: "a"}, drivers.Sample{Value: drivers.UintValue(1), SourceTime: ts},
 			record.Field{Name: "a", Kind: record.Uint, Bits: 1, SourceTime: ts}},
+		{"string", drivers.Tag{Name: "a"}, drivers.Sample{Value: drivers.StringValue("LOT-42")}, record.StringField("a", "LOT-42")},
+		{"enum", drivers.Tag{Name: "a", Enum: map[int64]string{1: "running", 4: "down"}}, drivers.Sample{Value: drivers.UintValue(4)},
+			record.StringField("a", "down")},
+		{"enum miss", drivers.Tag{Name: "a", Enum: map[int64]string{1: "running"}}, drivers.Sample{Value: drivers.IntValue(9)},
+			record.Field{Name: "a", Kind: record.Int, Bits: 9, Quality: record.Uncertain, Reason: "not in enum"}},
+		{"enum bool", drivers.Tag{Name: "a", Enum: map[int64]string{0: "open", 1: "closed"}}, drivers.Sample{Value: drivers.BoolValue(true)},
+			record.StringField("a", "closed")},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,23 +5,66 @@ import (
 	"time"
 )
 
-// Device is one PLC endpoint as the drivers see it.
+// Device is one PLC endpoint as the drivers see it. Several devices may share one connection
+// (units behind a Modbus gateway, slaves on one RS-485 port): their driver then polls them in
+// turn over it.
 type Device struct {
 	// Name identifies the device in records, topics, logs and metrics.
 	Name string
-	// Protocol selects the driver, e.g. "modbus-tcp".
+	// Protocol selects the driver: "modbus-tcp" or "modbus-rtu".
 	Protocol string
-	// Address is the protocol's endpoint: host:port for Modbus TCP.
+	// Address is the protocol's endpoint: host:port for Modbus TCP, a serial device path for
+	// Modbus RTU. Devices with the same Protocol and Address share a connection.
 	Address string
-	// UnitID is the Modbus unit identifier (0–255 over TCP).
+	// UnitID is the Modbus unit identifier (0–255 over TCP, 1–247 on a serial line).
 	UnitID uint8
 	// PollInterval is the time between the starts of two poll cycles. Zero means one second.
+	// A tag may have its own (Tag.PollInterval).
 	PollInterval time.Duration
 	// Timeout bounds one request, including the dial when a connection is opened. Zero means
 	// two seconds.
 	Timeout time.Duration
+	// SourceTime asks for the device's own timestamps when it gives them ("timestamp: source");
+	// otherwise samples are stamped with the gateway's read time. PLCs often run local time
+	// labelled UTC, so the gateway's clock is the default.
+	SourceTime bool
+	// Modbus holds the options only Modbus devices have.
+	Modbus ModbusOptions
 	// Tags are the signals read from the device, in the order of the config file.
 	Tags []Tag
+}
+
+// ModbusOptions are a Modbus device's protocol options. The zero value is the protocol's
+// defaults.
+type ModbusOptions struct {
+	// Serial is the line setting of a modbus-rtu port; every device of a port has the same.
+	Serial Serial
+	// Retries is how many times a request that timed out is sent again before the cycle marks
+	// its tags bad; zero means none.
+	Retries int
+	// RequestDelay is the pause before each request to this device, for slow devices and
+	// gateways that need a gap; zero means none.
+	RequestDelay time.Duration
+	// MaxRegisters bounds one read of registers (1–125, zero means 125) and MaxGap the
+	// registers nobody asked for that one read may span to join two tags (negative: none; zero
+	// means the driver's default).
+	MaxRegisters, MaxGap int
+	// AddressBase is what the explicit address forms ("hr:N", "co:N"…) count from: 0 (the
+	// protocol's own numbering, the default) or 1 (as some PLC manuals print them). Modicon
+	// references (40001) are always 1-based.
+	AddressBase int
+}
+
+// Serial is the line setting of a serial port.
+type Serial struct {
+	// Baud is the bit rate; zero means 9600.
+	Baud int
+	// DataBits is 7 or 8; zero means 8.
+	DataBits int
+	// Parity is "none" (the default), "even" or "odd".
+	Parity string
+	// StopBits is 1 (the default) or 2.
+	StopBits int
 }
 
 // Tag is one named signal on a device.
@@ -41,24 +84,42 @@ type Tag struct {
 	Scale, Offset float64
 	// Unit is the engineering unit, e.g. "°C"; informational.
 	Unit string
+	// Length is the length of a TypeString value, in registers (two characters each).
+	Length int
+	// PollInterval, when not zero, polls this tag on its own schedule instead of the device's
+	// (fast and slow tags on one device).
+	PollInterval time.Duration
+	// Enum maps raw integer values to names ("1: running"); the pipeline publishes the name,
+	// and a value missing from the map as its number with quality uncertain. nil: no map.
+	Enum map[int64]string
 }
 
 // DataType is the type of a tag's raw value at its address.
 type DataType string
 
-// Data types every driver understands.
+// Data types. A driver may support a subset; its New says which it refuses and why.
 const (
 	TypeBool    DataType = "bool"
 	TypeInt16   DataType = "int16"
 	TypeUint16  DataType = "uint16"
 	TypeInt32   DataType = "int32"
 	TypeUint32  DataType = "uint32"
+	TypeInt64   DataType = "int64"
+	TypeUint64  DataType = "uint64"
 	TypeFloat32 DataType = "float32"
+	TypeFloat64 DataType = "float64"
+	// TypeString is fixed-length text (Tag.Length registers, ASCII, trailing NULs and spaces
+	// trimmed).
+	TypeString DataType = "string"
+	// TypeBCD16 and TypeBCD32 are binary-coded decimal: four digits per register.
+	TypeBCD16 DataType = "bcd16"
+	TypeBCD32 DataType = "bcd32"
 )
 
-// DataTypes lists the supported data types in the order error messages show them.
+// DataTypes lists the data types in the order error messages show them.
 func DataTypes() []DataType {
-	return []DataType{TypeBool, TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeFloat32}
+	return []DataType{TypeBool, TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeInt64, TypeUint64,
+		TypeFloat32, TypeFloat64, TypeString, TypeBCD16, TypeBCD32}
 }
 
 // Quality says how far a sample can be trusted, after OPC UA's three classes of StatusCode.
@@ -153,12 +214,14 @@ type Driver interface {
 	Run(ctx context.Context, sink Sink) error
 }
 
-// FieldError is a problem with one field of a device's configuration. Path is relative to the
-// device, e.g. "tags[3].address"; the agent prefixes the device's own path and adds the file
-// position from the config.
+// FieldError is a problem with one field of a device's configuration. Device names the device
+// (a driver for a shared connection checks several); Path is relative to it, e.g.
+// "tags[3].address"; the agent prefixes the device's own path and adds the file position from
+// the config.
 type FieldError struct {
-	Path string
-	Err  error
+	Device string
+	Path   string
+	Err    error
 }
 
 func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }

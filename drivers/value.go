@@ -15,13 +15,15 @@ const (
 	KindInt
 	KindUint
 	KindFloat
+	KindString
 )
 
 // Value is a typed scalar held without allocation: a kind and 64 bits, as log/slog.Value does
-// for numbers. The zero Value has KindNone.
+// for numbers, or a string. The zero Value has KindNone.
 type Value struct {
 	kind Kind
 	bits uint64
+	str  string
 }
 
 // BoolValue returns a bool Value.
@@ -41,6 +43,10 @@ func UintValue(u uint64) Value { return Value{kind: KindUint, bits: u} }
 // FloatValue returns a float Value.
 func FloatValue(f float64) Value { return Value{kind: KindFloat, bits: math.Float64bits(f)} }
 
+// StringValue returns a string Value. Drivers that decode text keep the last string of each
+// tag and reuse it while the bytes do not change, so that polling allocates nothing.
+func StringValue(s string) Value { return Value{kind: KindString, str: s} }
+
 // Kind returns the kind of v.
 func (v Value) Kind() Kind { return v.kind }
 
@@ -55,6 +61,9 @@ func (v Value) Uint() uint64 { return v.bits }
 
 // Float returns v as a float64; it is only meaningful for KindFloat.
 func (v Value) Float() float64 { return math.Float64frombits(v.bits) }
+
+// Str returns v as a string; it is only meaningful for KindString.
+func (v Value) Str() string { return v.str }
 
 // Float64 converts any numeric or bool Value to float64 (true is 1). ok is false for KindNone.
 func (v Value) Float64() (f float64, ok bool) {
@@ -85,6 +94,8 @@ func (v Value) String() string {
 		return strconv.FormatUint(v.Uint(), 10)
 	case KindFloat:
 		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+	case KindString:
+		return strconv.Quote(v.str)
 	}
 	return "<none>"
 }

@@ -115,7 +115,16 @@ type Device struct {
 	// Area and Line place the device's topics; they are the gateway's unless overridden.
 	Area string `yaml:"area" json:"area"`
 	Line string `yaml:"line" json:"line"`
-	Tags []Tag  `yaml:"tags" json:"tags"`
+	// Timestamp is "gateway" (samples carry the gateway's read time) or "source" (the device's
+	// own time, where the protocol gives one).
+	Timestamp string `yaml:"timestamp" json:"timestamp"`
+	// Retries, RequestDelay, MaxRegisters, MaxGap and AddressBase are Modbus request options.
+	Retries      int           `yaml:"retries" json:"retries"`
+	RequestDelay time.Duration `yaml:"request_delay" json:"request_delay"`
+	MaxRegisters int           `yaml:"max_registers" json:"max_registers"`
+	MaxGap       int           `yaml:"max_gap" json:"max_gap"`
+	AddressBase  int           `yaml:"address_base" json:"address_base"`
+	Tags         []Tag         `yaml:"tags" json:"tags"`
 }
 
 // Serial is the line setting of an RS-485/RS-232 port. Every device on one port has the same.
@@ -141,6 +150,12 @@ type Tag struct {
 	Deadband Deadband `yaml:"deadband" json:"deadband"`
 	// Heartbeat is the most time a tag under a deadband stays unpublished; zero means no limit.
 	Heartbeat time.Duration `yaml:"heartbeat" json:"heartbeat"`
+	// Length is the length of a string tag in registers.
+	Length int `yaml:"length" json:"length"`
+	// PollInterval, when not zero, polls the tag on its own schedule.
+	PollInterval time.Duration `yaml:"poll_interval" json:"poll_interval"`
+	// Enum names the tag's integer values; nil: none.
+	Enum map[int64]string `yaml:"enum" json:"enum"`
 }
 
 // Asset is a machine whose KPIs are computed. Only its name is decoded for now; the rest of the

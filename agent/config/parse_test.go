@@ -56,6 +56,7 @@ func TestParse_Minimal(t *testing.T) {
 		Devices: []Device{{
 			Name: "press-1", Protocol: "modbus-tcp", Address: "127.0.0.1:5020", UnitID: 1,
 			PollInterval: time.Second, Timeout: 2 * time.Second, Area: "body", Line: "press-1",
+			Timestamp: "gateway", MaxRegisters: 125, MaxGap: 16,
 			Tags: []Tag{{Name: "state", Address: "40001", Type: "uint16", Scale: 1}},
 		}},
 		HTTP: HTTP{Listen: "127.0.0.1:8088"},

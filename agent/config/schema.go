@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // gateways often run minimal images without /usr/share/zoneinfo
@@ -390,6 +391,12 @@ func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
 		func(v time.Duration) bool { return v >= 10*time.Millisecond })
 	m.duration("timeout", &dv.Timeout, "want more than 0 and less than 60s",
 		func(v time.Duration) bool { return v > 0 && v < time.Minute })
+	m.oneOf("timestamp", "timestamp", &dv.Timestamp, "gateway", "source")
+	m.integer("retries", &dv.Retries, 0, 10, "want 0 to 10")
+	m.duration("request_delay", &dv.RequestDelay, "want 0 to 10s", func(v time.Duration) bool { return v <= 10*time.Second })
+	m.integer("max_registers", &dv.MaxRegisters, 1, 125, "want 1 to 125 (the protocol's limit)")
+	m.integer("max_gap", &dv.MaxGap, 0, 124, "want 0 to 124")
+	m.integer("address_base", &dv.AddressBase, 0, 1, "want 0 or 1")
 	dv.Area, dv.Line = g.Area, g.Line
 	for _, key := range []string{"area", "line"} {
 		dst := &dv.Area
@@ -420,8 +427,12 @@ func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
 					names[t.Name] = k
 				}
 			}
-			if t.Heartbeat > 0 && t.Heartbeat < dv.PollInterval && !m.failed("poll_interval") {
-				tm.bad("heartbeat", "want 0 (none) or at least the device's poll_interval (%v), got %v", dv.PollInterval, t.Heartbeat)
+			poll := dv.PollInterval
+			if t.PollInterval > 0 {
+				poll = t.PollInterval
+			}
+			if t.Heartbeat > 0 && t.Heartbeat < poll && !m.failed("poll_interval") {
+				tm.bad("heartbeat", "want 0 (none) or at least the tag's poll interval (%v), got %v", poll, t.Heartbeat)
 			}
 		})
 	}
@@ -520,6 +531,50 @@ func (d *decoder) tag(t *Tag, m *mapping) {
 	}
 	d.deadband(t, m)
 	m.duration("heartbeat", &t.Heartbeat, "", nil)
+	// Zero means unset for length and poll_interval, as for heartbeat.
+	if m.has("length") {
+		m.integer("length", &t.Length, 0, 123, "want 1 to 123 registers")
+	}
+	switch {
+	case t.Type == "string" && t.Length == 0 && !m.failed("length"):
+		m.bad("length", "required for a string tag: its length in registers (two characters each)")
+	case t.Type != "string" && t.Type != "" && t.Length != 0:
+		m.bad("length", "only for string tags (this one is %s)", t.Type)
+	}
+	if m.has("poll_interval") {
+		m.duration("poll_interval", &t.PollInterval, "want 0 (the device's) or at least 10ms",
+			func(v time.Duration) bool { return v == 0 || v >= 10*time.Millisecond })
+	}
+	d.enum(t, m)
+}
+
+// enum reads a map of integer values to names.
+func (d *decoder) enum(t *Tag, m *mapping) {
+	if !m.has("enum") {
+		return
+	}
+	em := m.sub("enum", nil)
+	if !em.present {
+		return
+	}
+	t.Enum = map[int64]string{}
+	for key, mv := range em.entries {
+		path := joinPath(em.path, key)
+		n, err := strconv.ParseInt(key, 10, 64)
+		if err != nil {
+			d.problem(nodePos(mv.Key), path, "want an integer value as the key, got %q", key)
+			continue
+		}
+		s, ok := d.scalarOf(path, unwrap(mv.Value), "want a name")
+		if !ok {
+			continue
+		}
+		if s.text == "" || checkText(s.text) != "" {
+			d.problem(s.pos, path, "want a name without control characters, got %s", s.what())
+			continue
+		}
+		t.Enum[n] = s.text
+	}
 }
 
 // tagAddress takes an unquoted decimal number as the address it spells (40001), but refuses
