@@ -9,6 +9,9 @@ debs=(
 	"mosquitto=2.0.11-1.2+deb12u2"
 	# qemu-user runs the arm and arm64 builds in the cross-build smoke test.
 	"qemu-user-static=1:7.2+dfsg-7+deb12u18+b3"
+	# An independent Modbus server (pymodbus) and client (mbpoll) beside plcsim.
+	"python3-pymodbus=3.0.0-7"
+	"mbpoll=1.4.11+dfsg-2"
 )
 
 missing=()
