@@ -263,13 +263,20 @@ func (a *Agent) deadLetter(seq uint64, err error) {
 func deviceFromConfig(dc config.Device) drivers.Device {
 	dev := drivers.Device{
 		Name: dc.Name, Protocol: dc.Protocol, Address: dc.Address, UnitID: uint8(dc.UnitID),
-		PollInterval: dc.PollInterval, Timeout: dc.Timeout,
+		PollInterval: dc.PollInterval, Timeout: dc.Timeout, SourceTime: dc.Timestamp == "source",
+		Modbus: drivers.ModbusOptions{Retries: dc.Retries, RequestDelay: dc.RequestDelay,
+			MaxRegisters: dc.MaxRegisters, MaxGap: dc.MaxGap, AddressBase: dc.AddressBase},
+	}
+	if dc.MaxGap == 0 {
+		dev.Modbus.MaxGap = -1 // max_gap: 0 in the file means adjacent tags only
+	}
+	if s := dc.Serial; s != nil {
+		dev.Modbus.Serial = drivers.Serial{Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits}
 	}
 	for _, tc := range dc.Tags {
-		t := drivers.Tag{Name: tc.Name, Address: tc.Address, Type: drivers.DataType(tc.Type),
-			ByteOrder: tc.ByteOrder, Offset: tc.Offset, Unit: tc.Unit}
-		t.Scale = tc.Scale
-		dev.Tags = append(dev.Tags, t)
+		dev.Tags = append(dev.Tags, drivers.Tag{Name: tc.Name, Address: tc.Address, Type: drivers.DataType(tc.Type),
+			ByteOrder: tc.ByteOrder, Scale: tc.Scale, Offset: tc.Offset, Unit: tc.Unit,
+			Length: tc.Length, PollInterval: tc.PollInterval, Enum: tc.Enum})
 	}
 	return dev
 }
