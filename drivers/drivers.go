@@ -167,6 +167,9 @@ type Batch struct {
 	Device string
 	// ReadTime is when the cycle's responses arrived (the last of them).
 	ReadTime time.Time
+	// Took is how long the cycle's requests took, for the request latency metric; zero when
+	// the driver does not measure it.
+	Took time.Duration
 	// Samples, one per tag read in the cycle.
 	Samples []Sample
 }
