@@ -41,6 +41,7 @@ type Agent struct {
 	devices []device
 	counts  counters
 	rate    statsState
+	started time.Time // when Run began
 	// dropRun is the run of consecutive drops being announced; only the buffer's writer
 	// goroutine (OnDrop) touches it after New.
 	dropRun struct{ first, last uint64 }
@@ -52,6 +53,7 @@ type device struct {
 	dev    drivers.Device
 	driver drivers.Driver
 	conf   config.Device
+	status *deviceStatus
 }
 
 // LoadConfig reads the configuration at path and checks it against every part (the drivers
@@ -105,7 +107,7 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", i), err)...)
 			continue
 		}
-		a.devices = append(a.devices, device{dev: dev, driver: drv, conf: dc})
+		a.devices = append(a.devices, device{dev: dev, driver: drv, conf: dc, status: newDeviceStatus(dev)})
 	}
 	if err := config.Join(cfg, problems...); err != nil {
 		return nil, err
@@ -345,6 +347,7 @@ func (a *Agent) sessionBegun(n uint64) error {
 //
 // Run closes the buffer; an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
 	defer a.buf.Close()
 	if path, cause := a.buf.MovedAside(); path != "" {
 		a.gatewayEvent("buffer_moved_aside", fmt.Errorf("unreadable buffer file moved to %s: %w", path, cause))
@@ -366,6 +369,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() {
 			defer drivers.Done()
 			sink := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
+			sink.status = d.status
 			if err := d.driver.Run(ctx, sink); err != nil {
 				a.log.Error("device stopped", "device", d.dev.Name, "err", err)
 			}

@@ -39,6 +39,10 @@ type deviceSink struct {
 	last   []lastSent  // per tag: what was last published
 	full   bool        // publish every tag in the next batch (after connect)
 
+	status    *deviceStatus  // nil in tests that do not look at it
+	allFields []record.Field // every sample of the batch, for the status
+	allIdx    []int          // their tag indexes
+
 	rec      record.Record
 	buf      []byte
 	dropping bool // a drop was logged and no append has succeeded since
@@ -79,12 +83,14 @@ func (s *deviceSink) Batch(b *drivers.Batch) {
 	s.rec.Kind = record.KindTelemetry
 	s.rec.Source = s.dev.Name
 	s.rec.Time = b.ReadTime
+	s.allFields, s.allIdx = s.allFields[:0], s.allIdx[:0]
 	for i := range b.Samples {
 		smp := &b.Samples[i]
 		if smp.Tag < 0 || smp.Tag >= len(s.dev.Tags) {
 			continue // a driver bug; never index out of range on the hot path
 		}
 		f := toField(&s.dev.Tags[smp.Tag], smp)
+		s.allFields, s.allIdx = append(s.allFields, f), append(s.allIdx, smp.Tag)
 		last := &s.last[smp.Tag]
 		if !s.full && !s.policy[smp.Tag].due(last, &f, b.ReadTime) {
 			continue
@@ -93,6 +99,9 @@ func (s *deviceSink) Batch(b *drivers.Batch) {
 		s.rec.Fields = append(s.rec.Fields, f)
 	}
 	s.full = false
+	if s.status != nil {
+		s.status.batch(b, s.allFields, s.allIdx)
+	}
 	if len(s.rec.Fields) == 0 && len(b.Samples) > 0 {
 		return
 	}
@@ -142,6 +151,9 @@ func numeric(f *record.Field) (float64, bool) {
 func (s *deviceSink) Event(e drivers.Event) {
 	if e.Kind == drivers.EventConnected {
 		s.full = true
+	}
+	if s.status != nil {
+		s.status.event(e)
 	}
 	s.rec.Reset()
 	s.rec.Kind = record.KindEvent

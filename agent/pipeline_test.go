@@ -131,6 +131,7 @@ func TestDeviceSink_Batch_Allocs(t *testing.T) {
 	}
 	var counts counters
 	s := newDeviceSink(dev, nil, appendFunc(func([]byte, ...buffer.State) error { return nil }), &counts, nil)
+	s.status = newDeviceStatus(dev)
 	s.Batch(&batch) // warm the scratch buffers
 	if allocs := testing.AllocsPerRun(100, func() { s.Batch(&batch) }); allocs != 0 {
 		t.Errorf("a 50-tag batch allocates %.1f times in the pipeline, want 0", allocs)

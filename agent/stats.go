@@ -52,8 +52,39 @@ func (a *Agent) appendStats(dst []byte) []byte {
 	return append(dst, a.stats(true)...)
 }
 
-// statusJSON is the same figures for /api/v1/status, with the rate of the last stats message.
-func (a *Agent) statusJSON() []byte { return a.stats(false) }
+// statusJSON is /api/v1/status: the gateway, every device with its state and tags' last values,
+// and the figures of the stats message (with the rate of the last one).
+func (a *Agent) statusJSON() []byte {
+	var doc struct {
+		Gateway struct {
+			ID       string  `json:"id"`
+			Site     string  `json:"site"`
+			Area     string  `json:"area"`
+			Line     string  `json:"line"`
+			Started  string  `json:"started"`
+			Uptime   float64 `json:"uptime_seconds"`
+			Timezone string  `json:"timezone"`
+		} `json:"gateway"`
+		MQTT struct {
+			Connected bool   `json:"connected"`
+			Session   uint64 `json:"session"`
+		} `json:"mqtt"`
+		Devices []statusDevice  `json:"devices"`
+		Stats   json.RawMessage `json:"stats"`
+	}
+	g := &doc.Gateway
+	g.ID, g.Site, g.Area, g.Line = a.cfg.Gateway.ID, a.cfg.Gateway.Site, a.cfg.Gateway.Area, a.cfg.Gateway.Line
+	g.Started, g.Uptime, g.Timezone = ts(a.started), time.Since(a.started).Seconds(), a.cfg.Gateway.Timezone
+	ps := a.pub.Stats()
+	doc.MQTT.Connected, doc.MQTT.Session = ps.Connected, ps.Session
+	doc.Devices = make([]statusDevice, 0, len(a.devices))
+	for _, d := range a.devices {
+		doc.Devices = append(doc.Devices, d.status.snapshot())
+	}
+	doc.Stats = a.stats(false)
+	b, _ := json.Marshal(&doc) // cannot fail for these types
+	return b
+}
 
 func (a *Agent) stats(updateRate bool) []byte {
 	now := time.Now()

@@ -40,6 +40,7 @@ type stackOptions struct {
 	proxy          bool
 	pollInterval   time.Duration
 	commitInterval time.Duration
+	httpListen     string // "" disables the agent's HTTP listener
 }
 
 func startStack(t *testing.T, o stackOptions) *stack {
@@ -93,11 +94,11 @@ mqtt:
   reconnect_min: 100ms
   reconnect_max: 500ms
   shutdown_grace: 2s
-http: {listen: ""}
+http: {listen: %q}
 buffer:
   commit_interval: %s
 devices:
-`, dataDir, brokerURL, o.commitInterval)
+`, dataDir, brokerURL, o.httpListen, o.commitInterval)
 	for m := 1; m <= 3; m++ {
 		fmt.Fprintf(&b, `  - name: m%d
     protocol: modbus-tcp
