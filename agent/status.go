@@ -156,4 +156,3 @@ func jsonValue(f *record.Field) any {
 	}
 	return nil
 }
-
