@@ -42,6 +42,7 @@ type Agent struct {
 	counts  counters
 	rate    statsState
 	started time.Time // when Run began
+	metrics *metrics
 	// dropRun is the run of consecutive drops being announced; only the buffer's writer
 	// goroutine (OnDrop) touches it after New.
 	dropRun struct{ first, last uint64 }
@@ -150,6 +151,10 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		return nil, config.Join(cfg, placeErrors(cfg, "mqtt", err)...)
 	}
 	a.pub = pub
+	a.metrics = newMetrics(a)
+	for i := range a.devices {
+		a.devices[i].status.latency = a.metrics.latency.WithLabelValues(a.devices[i].dev.Name)
+	}
 	return a, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // serveHTTP runs the agent's HTTP listener (http.listen) until ctx ends: health, readiness, the
@@ -35,6 +37,7 @@ func (a *Agent) serveHTTP(ctx context.Context, ready func() error) (wait func())
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(a.statusJSON())

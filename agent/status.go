@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/floorlink/floorlink/agent/record"
 	"github.com/floorlink/floorlink/drivers"
 )
@@ -28,6 +30,8 @@ type deviceStatus struct {
 	samples     uint64
 	took        time.Duration // the last cycle's request time
 	tags        []tagStatus   // by index in dev.Tags
+
+	latency prometheus.Observer // nil in tests without metrics
 }
 
 type tagStatus struct {
@@ -47,6 +51,9 @@ func (s *deviceStatus) batch(b *drivers.Batch, fields []record.Field, idx []int)
 	s.polls++
 	s.samples += uint64(len(b.Samples))
 	s.lastPoll, s.took = b.ReadTime, b.Took
+	if s.latency != nil && b.Took > 0 {
+		s.latency.Observe(b.Took.Seconds())
+	}
 	good, bad := false, false
 	for i, f := range fields {
 		s.tags[idx[i]] = tagStatus{field: f, at: b.ReadTime, ok: true}

@@ -1,0 +1,130 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/floorlink/floorlink/agent/config"
+	"github.com/floorlink/floorlink/agent/publish/mqtttest"
+	"github.com/floorlink/floorlink/simulators/simtest"
+)
+
+// startAgent runs an agent in process on a config for one simulated machine and a real broker,
+// until the test ends.
+func startAgent(t *testing.T, extra string) (*Agent, *simtest.Sim, *mqtttest.Broker) {
+	t.Helper()
+	sim := simtest.Start(t, simtest.Options{Line: simtest.LineConfig{Seed: 5}})
+	broker := mqtttest.StartBroker(t, mqtttest.BrokerOptions{})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gw.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`gateway: {id: gw-t, site: s, area: a, line: l, data_dir: data}
+mqtt:
+  brokers: [%q]
+  reconnect_min: 50ms
+  reconnect_max: 200ms
+http: {listen: "127.0.0.1:0"}
+devices:
+  - name: m1
+    protocol: modbus-tcp
+    address: %q
+    unit_id: 1
+    poll_interval: 50ms
+    tags:
+      - {name: state, address: "40001", type: uint16, enum: {1: running, 2: idle, 3: blocked, 4: down, 5: setup, 6: maintenance}}
+      - {name: tick, address: "40002", type: uint32}
+%s`, broker.URL(), sim.ModbusAddr(), extra)), 0o644)
+	cfg, err := LoadConfig(path, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, func() error {
+		if a.HTTPAddr() == "" {
+			return fmt.Errorf("no HTTP listener yet")
+		}
+		return nil
+	})
+	return a, sim, broker
+}
+
+func waitFor(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+// TestAgent_Metrics: /metrics passes the client library's linter and its counters move as the
+// simulator runs.
+func TestAgent_Metrics(t *testing.T) {
+	a, _, _ := startAgent(t, "")
+	problems, err := testutil.GatherAndLint(a.metrics.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	value := func(name string) float64 {
+		resp, err := http.Get("http://" + a.HTTPAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if rest, ok := strings.CutPrefix(line, name+" "); ok {
+				var v float64
+				fmt.Sscan(rest, &v)
+				return v
+			}
+		}
+		t.Fatalf("no %s in /metrics", name)
+		return 0
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if v := value(`floorlink_mqtt_connected`); v != 1 {
+			return fmt.Errorf("mqtt_connected %v", v)
+		}
+		return nil
+	})
+	first := value(`floorlink_device_polls_total{device="m1"}`)
+	waitFor(t, 10*time.Second, func() error {
+		if v := value(`floorlink_device_polls_total{device="m1"}`); v < first+5 {
+			return fmt.Errorf("polls %v, was %v", v, first)
+		}
+		if v := value(`floorlink_buffer_cursor_seq`); v < 5 {
+			return fmt.Errorf("cursor %v", v)
+		}
+		return nil
+	})
+}
