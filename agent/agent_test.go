@@ -22,11 +22,18 @@ import (
 // until the test ends.
 func startAgent(t *testing.T, extra string) (*Agent, *simtest.Sim, *mqtttest.Broker) {
 	t.Helper()
-	sim := simtest.Start(t, simtest.Options{Line: simtest.LineConfig{Seed: 5}})
+	return startAgentWith(t, simtest.LineConfig{Seed: 5}, "", extra)
+}
+
+// startAgentWith takes the line, top-level YAML for the file (e.g. a buffer section) and more
+// tags for the device.
+func startAgentWith(t *testing.T, line simtest.LineConfig, top, extraTags string) (*Agent, *simtest.Sim, *mqtttest.Broker) {
+	t.Helper()
+	sim := simtest.Start(t, simtest.Options{Line: line})
 	broker := mqtttest.StartBroker(t, mqtttest.BrokerOptions{})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gw.yaml")
-	os.WriteFile(path, []byte(fmt.Sprintf(`gateway: {id: gw-t, site: s, area: a, line: l, data_dir: data}
+	os.WriteFile(path, []byte(fmt.Sprintf(`%sgateway: {id: gw-t, site: s, area: a, line: l, data_dir: data}
 mqtt:
   brokers: [%q]
   reconnect_min: 50ms
@@ -41,7 +48,7 @@ devices:
     tags:
       - {name: state, address: "40001", type: uint16, enum: {1: running, 2: idle, 3: blocked, 4: down, 5: setup, 6: maintenance}}
       - {name: tick, address: "40002", type: uint32}
-%s`, broker.URL(), sim.ModbusAddr(), extra)), 0o644)
+%s`, top, broker.URL(), sim.ModbusAddr(), extraTags)), 0o644)
 	cfg, err := LoadConfig(path, config.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +131,45 @@ func TestAgent_Metrics(t *testing.T) {
 		}
 		if v := value(`floorlink_buffer_cursor_seq`); v < 5 {
 			return fmt.Errorf("cursor %v", v)
+		}
+		return nil
+	})
+}
+
+// TestAgent_Readyz: ready while delivering; not ready, with the reason, once the broker is gone
+// and the buffer passes half its limit; ready again when the backlog has drained.
+func TestAgent_Readyz(t *testing.T) {
+	var tags strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&tags, "      - {name: r%03d, address: \"hr:%d\", type: uint16}\n", i, 100+i)
+	}
+	a, _, broker := startAgentWith(t, simtest.LineConfig{Seed: 5, ExtraValues: 300}, "buffer: {max_bytes: 1MiB}\n", tags.String())
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + a.HTTPAddr() + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if code, body := readyz(); code != 200 {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	broker.Stop()
+	waitFor(t, 60*time.Second, func() error {
+		if code, body := readyz(); code != 503 || !strings.Contains(body, "max_bytes") {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	broker.Restart()
+	waitFor(t, 60*time.Second, func() error {
+		if code, body := readyz(); code != 200 {
+			return fmt.Errorf("%d %s", code, body)
 		}
 		return nil
 	})
