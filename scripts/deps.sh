@@ -12,6 +12,13 @@ debs=(
 	# An independent Modbus server (pymodbus) and client (mbpoll) beside plcsim.
 	"python3-pymodbus=3.0.0-7"
 	"mbpoll=1.4.11+dfsg-2"
+	# The status page's browser test (cmd/floorlink/browser): Debian's Chromium, driven by
+	# playwright-core below, and a Korean font so that its screenshots of ?lang=ko are legible.
+	# Debian keeps only the newest chromium of bookworm-security: when it moves on, this pin
+	# fails to install and must follow (apt-cache policy chromium).
+	"chromium=156.0.8078.108-1~deb12u1"
+	"chromium-common=156.0.8078.108-1~deb12u1"
+	"fonts-nanum=20200506-1"
 )
 
 missing=()
@@ -33,5 +40,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages of the browser test, exactly as scripts/browser/package-lock.json pins them,
+# installed with `npm ci` into .deps/browser (git-ignored). The lock file copied there last is
+# the stamp: while it equals the committed one, nothing is installed and npm is not asked.
+root=$(cd "$(dirname "$0")/.." && pwd)
+src="$root/scripts/browser"
+dst="$root/.deps/browser"
+if ! cmp -s "$src/package-lock.json" "$dst/installed-lock.json" || [ ! -f "$dst/node_modules/playwright-core/package.json" ]; then
+	command -v npm >/dev/null || { echo "deps: npm not found: install Node.js 20 or later with npm" >&2; exit 1; }
+	echo "deps: installing npm packages of scripts/browser into .deps/browser"
+	mkdir -p "$dst"
+	rm -f "$dst/installed-lock.json"
+	cp "$src/package.json" "$src/package-lock.json" "$dst/"
+	# --ignore-scripts: playwright-core runs no install script, and no browser is downloaded;
+	# the tests use Debian's /usr/bin/chromium.
+	(cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+	cp "$src/package-lock.json" "$dst/installed-lock.json"
 fi
 echo "deps: ok"
