@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/floorlink/floorlink/agent/statuspage"
 )
 
 // serveHTTP runs the agent's HTTP listener (http.listen) until ctx ends: health, readiness, the
-// gateway status as JSON, and a hot backup of the buffer. A listener that cannot open is logged
-// and skipped: the gateway's job is its data, which must not stop for a taken status port.
+// gateway status as JSON and the status page that shows it, and a hot backup of the buffer. A
+// listener that cannot open is logged and skipped: the gateway's job is its data, which must not
+// stop for a taken status port.
 func (a *Agent) serveHTTP(ctx context.Context, ready func() error) (wait func()) {
 	addr := a.cfg.HTTP.Listen
 	if addr == "" {
@@ -54,6 +57,8 @@ func (a *Agent) serveHTTP(ctx context.Context, ready func() error) (wait func())
 		}
 		a.log.Info("buffer backup sent", "bytes", n, "remote", r.RemoteAddr)
 	})
+	// The status page, at "/": the patterns above are more specific and keep their paths.
+	mux.Handle("GET /", statuspage.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
