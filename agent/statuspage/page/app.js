@@ -87,6 +87,13 @@
     return (i === 0 ? String(n) : n.toFixed(1)) + ' ' + units[i];
   }
 
+  // millis is a request time in seconds as milliseconds; 0 means not measured.
+  function millis(seconds) {
+    if (typeof seconds !== 'number' || !(seconds > 0)) return '–';
+    const ms = seconds * 1000;
+    return (ms < 10 ? ms.toFixed(2) : ms.toFixed(0)) + ' ms';
+  }
+
   // valueText is a tag's value as published: numbers in their shortest form, no grouping,
   // so that what the page shows is what the MQTT message holds.
   function valueText(v) {
@@ -143,7 +150,7 @@
         el('td', { title: d.last_good_poll || null }, since(d.last_good_poll, now)),
         el('td', { class: 'num' }, count(d.polls)),
         el('td', { class: 'num' + (d.errors > 0 ? ' warn' : '') }, count(d.errors)),
-        el('td', { class: 'num' }, typeof d.cycle_seconds === 'number' ? (d.cycle_seconds * 1000).toFixed(1) + ' ms' : '–'),
+        el('td', { class: 'num' }, millis(d.cycle_seconds)),
         el('td', { class: 'addr' }, addr),
         el('td', { class: 'err', title: d.last_error || null }, err));
     }));
