@@ -58,8 +58,8 @@ type address struct {
 	bit   int8 // noBit, or 0..15
 }
 
-// String formats a in the canonical explicit form, e.g. "hr:0" or "hr:0.3". parseAddress reads
-// it back to the same address.
+// String formats a in the canonical explicit form, e.g. "hr:0" or "hr:0.3", zero-based:
+// parseAddress(a.String(), 0) reads it back to the same address.
 func (a address) String() string {
 	s := a.space.prefix() + ":" + strconv.Itoa(int(a.reg))
 	if a.bit != noBit {
@@ -67,6 +67,9 @@ func (a address) String() string {
 	}
 	return s
 }
+
+// baseHint explains address_base in errors about the explicit forms.
+const baseHint = "address_base says what co:N, di:N, ir:N and hr:N count from; Modicon references such as 40001 are always 1-based"
 
 const addrForms = `want a Modicon reference (00001 coil, 10001 discrete input, 30001 input register, ` +
 	`40001 holding register; 6 digits up to 465536) or a zero-based co:N, di:N, ir:N, hr:N (N 0..65535), ` +
@@ -78,12 +81,13 @@ const addrForms = `want a Modicon reference (00001 coil, 10001 discrete input, 3
 //	10001..19999, 100001..165536  discrete input
 //	30001..39999, 300001..365536  input register
 //	40001..49999, 400001..465536  holding register (40001 is holding register 0)
-//	co:N di:N ir:N hr:N           zero-based protocol address, N 0..65535
+//	co:N di:N ir:N hr:N           protocol address counted from base: N 0..65535 when base is 0,
+//	                              1..65536 when it is 1 (hr:1 is then holding register 0)
 //	<register address>.B          bit B (0..15, 0 least significant) of an input or holding register
 //
 // Errors quote s and say what is accepted; they do not name the tag (the caller's FieldError
 // does).
-func parseAddress(s string) (address, error) {
+func parseAddress(s string, base int) (address, error) {
 	a := address{bit: noBit}
 	body := s
 	if i := strings.IndexByte(s, '.'); i >= 0 {
@@ -115,7 +119,13 @@ func parseAddress(s string) (address, error) {
 		if !ok {
 			return address{}, fmt.Errorf("%q: %s", s, addrForms)
 		}
-		if n > 65535 {
+		if base == 1 {
+			if n < 1 || n > 65536 {
+				return address{}, fmt.Errorf("%q: address %d out of range: with address_base 1, %s:N takes N 1..65536 "+
+					"(%s:1 is the first %s; %s)", s, n, body[:i], body[:i], a.space.singular(), baseHint)
+			}
+			n--
+		} else if n > 65535 {
 			return address{}, fmt.Errorf("%q: address %d out of range: %s:N takes N 0..65535", s, n, body[:i])
 		}
 		a.reg = uint16(n)

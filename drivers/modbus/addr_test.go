@@ -8,7 +8,7 @@ import (
 func TestParseAddress(t *testing.T) {
 	f := func(in string, want address) {
 		t.Helper()
-		got, err := parseAddress(in)
+		got, err := parseAddress(in, 0)
 		if err != nil {
 			t.Errorf("parseAddress(%q): %v", in, err)
 			return
@@ -77,7 +77,7 @@ func TestParseAddress_Errors(t *testing.T) {
 		{"40001.3.1", `bit "3.1" is not a number`},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			a, err := parseAddress(tc.in)
+			a, err := parseAddress(tc.in, 0)
 			if err == nil {
 				t.Fatalf("parseAddress(%q) = %v, want an error", tc.in, a)
 			}
@@ -85,6 +85,34 @@ func TestParseAddress_Errors(t *testing.T) {
 				t.Errorf("parseAddress(%q) error:\n got %s\nwant it to contain %s", tc.in, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseAddress_BaseOne(t *testing.T) {
+	f := func(in string, want address) {
+		t.Helper()
+		got, err := parseAddress(in, 1)
+		if err != nil {
+			t.Errorf("parseAddress(%q, 1): %v", in, err)
+			return
+		}
+		if got != want {
+			t.Errorf("parseAddress(%q, 1) = %v, want %v", in, got, want)
+		}
+	}
+	f("hr:1", address{space: spaceHolding, reg: 0, bit: noBit})
+	f("hr:65536", address{space: spaceHolding, reg: 65535, bit: noBit})
+	f("co:1", address{space: spaceCoil, reg: 0, bit: noBit})
+	f("ir:10.3", address{space: spaceInput, reg: 9, bit: 3})
+	f("40001", address{space: spaceHolding, reg: 0, bit: noBit}) // Modicon references do not move
+	for in, want := range map[string]string{
+		"hr:0":     `"hr:0": address 0 out of range: with address_base 1, hr:N takes N 1..65536 (hr:1 is the first holding register; address_base says`,
+		"di:65537": `"di:65537": address 65537 out of range: with address_base 1, di:N takes N 1..65536`,
+	} {
+		_, err := parseAddress(in, 1)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("parseAddress(%q, 1) = %v, want an error starting %s", in, err, want)
+		}
 	}
 }
 
@@ -102,7 +130,7 @@ func TestAddress_String(t *testing.T) {
 		"hr:1.15":  "hr:1.15",
 		"co:65535": "co:65535",
 	} {
-		a, err := parseAddress(in)
+		a, err := parseAddress(in, 0)
 		if err != nil {
 			t.Fatalf("parseAddress(%q): %v", in, err)
 		}
@@ -126,7 +154,18 @@ func FuzzParseAddress(f *testing.F) {
 		if len(s) > 64 {
 			return
 		}
-		a, err := parseAddress(s)
+		if a1, err := parseAddress(s, 1); err == nil {
+			// With address_base 1 the explicit forms count from 1; the canonical form is
+			// zero-based, and Modicon references do not move.
+			b, err := parseAddress(a1.String(), 0)
+			if err != nil || b != a1 {
+				t.Fatalf("parseAddress(%q, 1) = %+v, canonical %q parses to %+v, %v", s, a1, a1.String(), b, err)
+			}
+			if a0, err := parseAddress(s, 0); err == nil && !strings.Contains(s, ":") && a0 != a1 {
+				t.Fatalf("Modicon reference %q: base 0 gives %+v, base 1 gives %+v", s, a0, a1)
+			}
+		}
+		a, err := parseAddress(s, 0)
 		if err != nil {
 			if !strings.Contains(err.Error(), ":") {
 				t.Errorf("parseAddress(%q) error %q does not quote the address", s, err)
@@ -137,7 +176,7 @@ func FuzzParseAddress(f *testing.F) {
 			t.Fatalf("parseAddress(%q) = %+v: bit on a non-register or out of range", s, a)
 		}
 		canon := a.String()
-		b, err := parseAddress(canon)
+		b, err := parseAddress(canon, 0)
 		if err != nil {
 			t.Fatalf("parseAddress(%q) = %v, but its canonical form %q does not parse: %v", s, a, canon, err)
 		}

@@ -16,7 +16,7 @@ func (s *discardSink) Event(drivers.Event)  {}
 // benchDevice has n tags over n holding registers from 0, cycling through the register types
 // and byte orders, so that one read covers up to 125 registers.
 func benchDevice(addr string, n int) drivers.Device {
-	dev := device(addr)
+	dev := tcpDevice(addr)
 	types := []drivers.DataType{drivers.TypeUint16, drivers.TypeInt16, drivers.TypeFloat32, drivers.TypeInt32, drivers.TypeUint32}
 	orders := []string{"", "CDAB", "BADC", "DCBA"}
 	reg := 0
@@ -39,22 +39,23 @@ func benchDevice(addr string, n int) drivers.Device {
 // cycleAllocs is the allocations of one steady-state poll cycle of dev against s.
 func cycleAllocs(t *testing.T, dev drivers.Device) (allocs float64, reads int) {
 	t.Helper()
-	d, err := New(dev, Options{}, nil)
+	d, err := New([]drivers.Device{dev}, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink := &discardSink{}
 	s := d.newSession(t.Context(), sink)
 	defer s.t.release()
-	if !s.cycle(t.Context()) || !allGood(d.batch) {
-		t.Fatalf("first cycle failed: %+v", d.batch.Samples)
+	g := d.groups[0]
+	if !s.poll(g) || !allGood(g.batch) {
+		t.Fatalf("first cycle failed: %+v", g.batch.Samples)
 	}
 	allocs = testing.AllocsPerRun(50, func() {
-		if !s.cycle(t.Context()) {
+		if !s.poll(g) {
 			t.Fatal("cycle failed")
 		}
 	})
-	return allocs, len(d.reads)
+	return allocs, countReads(d)
 }
 
 // TestDriver_Cycle_AllocsPerSample proves that a poll cycle's allocations do not grow with the
@@ -83,38 +84,22 @@ func BenchmarkDriver_Cycle(b *testing.B) {
 			srv := startServer(b)
 			dev := benchDevice(srv.addr(), n)
 			dev.Timeout = 5 * time.Second
-			d, err := New(dev, Options{}, nil)
+			d, err := New([]drivers.Device{dev}, Options{}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink := &discardSink{}
 			s := d.newSession(b.Context(), sink)
 			defer s.t.release()
+			g := d.groups[0]
 			b.ReportAllocs()
 			for b.Loop() {
-				if !s.cycle(b.Context()) {
+				if !s.poll(g) {
 					b.Fatal("cycle failed")
 				}
 			}
-			b.ReportMetric(float64(len(d.reads)), "reads/cycle")
+			b.ReportMetric(float64(countReads(d)), "reads/cycle")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/sample")
 		})
-	}
-}
-
-// BenchmarkDecodeRegisters is the decode of one full 125-register read into 62 samples.
-func BenchmarkDecodeRegisters(b *testing.B) {
-	var fields []field
-	for i := 0; i < 62; i++ {
-		fields = append(fields, field{tag: i, off: uint16(2 * i), typ: valueType(2 + i%5), order: byteOrder(i % 4)})
-	}
-	samples := badSamples(len(fields))
-	data := make([]byte, 250)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := decodeRegisters(samples, fields, 125, data); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -12,19 +12,22 @@ import (
 	"time"
 
 	"github.com/goburrow/modbus"
+	"github.com/goburrow/serial"
 
 	"github.com/floorlink/floorlink/drivers"
 )
 
 // Defaults for zero fields of Options and Device.
 const (
-	DefaultPollInterval = time.Second
-	DefaultTimeout      = 2 * time.Second
-	DefaultMinBackoff   = 500 * time.Millisecond
-	DefaultMaxBackoff   = 30 * time.Second
-	DefaultMaxRegisters = 125  // the protocol's limit for function codes 3 and 4
-	DefaultMaxBits      = 2000 // the protocol's limit for function codes 1 and 2
-	DefaultMaxGap       = 16
+	DefaultPollInterval    = time.Second
+	DefaultTimeout         = 2 * time.Second
+	DefaultMinBackoff      = 500 * time.Millisecond
+	DefaultMaxBackoff      = 30 * time.Second
+	DefaultMaxRegisters    = 125  // the protocol's limit for function codes 3 and 4
+	DefaultMaxBits         = 2000 // the protocol's limit for function codes 1 and 2
+	DefaultMaxGap          = 16
+	DefaultReprobeInterval = 5 * time.Minute
+	DefaultResyncQuiet     = 50 * time.Millisecond
 )
 
 // Options tune a Driver. The zero value is ready to use.
@@ -32,49 +35,51 @@ type Options struct {
 	// Now stamps batches and events; nil means time.Now.
 	Now func() time.Time
 
-	// MinBackoff and MaxBackoff bound the wait between two connection attempts while the device
-	// is unreachable: the n-th wait is drawn uniformly from [c/2, c] with c = MinBackoff·2ⁿ⁻¹
-	// capped at MaxBackoff, and never below MinBackoff. Zero means 500ms and 30s.
+	// MinBackoff and MaxBackoff bound the wait between two connection attempts while the
+	// connection cannot be opened or keeps failing: the n-th wait is drawn uniformly from
+	// [c/2, c] with c = MinBackoff·2ⁿ⁻¹ capped at MaxBackoff, and never below MinBackoff. Zero
+	// means 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
 
-	// MaxRegisters bounds one read of input or holding registers, 1..125; zero means 125. Some
-	// devices and gateways answer less than the protocol allows.
-	MaxRegisters int
-	// MaxBits bounds one read of coils or discrete inputs, 1..2000; zero means 2000.
+	// MaxBits bounds one read of coils or discrete inputs, 1..2000; zero means 2000. (Register
+	// reads are bounded per device: Device.Modbus.MaxRegisters.)
 	MaxBits int
-	// MaxGap is the most registers nobody asked for that one read may span to join two tags
-	// (for coils and discrete inputs, 16×MaxGap bits: the same payload bytes). Zero means 16; a
-	// negative value means 0, i.e. only adjacent or overlapping tags share a read, for devices
-	// whose register map has holes that answer "illegal data address".
-	MaxGap int
+
+	// ReprobeInterval is how long a read that was split to isolate an exception (see the
+	// package doc) is read split before the whole read is tried again, so that a device whose
+	// register map was fixed heals. Zero means 5 minutes.
+	ReprobeInterval time.Duration
+
+	// ResyncQuiet is the silence that ends a resynchronisation of a serial line after a timeout
+	// or a garbled reply: zero means 50ms, and less than 20ms is raised to 20ms (USB serial
+	// adapters deliver in chunks up to about 16 ms apart). It must be longer than any gap
+	// inside one of the devices' frames.
+	ResyncQuiet time.Duration
 }
 
-// Driver polls one Modbus TCP device (unit) and reports to a drivers.Sink. It implements
+// Driver polls the Modbus devices on one connection (a TCP device, several units behind a TCP
+// gateway, or the units on one RS-485 port) and reports to a drivers.Sink. It implements
 // drivers.Driver.
 //
 // New plans every read up front; Run does the I/O from the caller's goroutine, one request at a
-// time. Run must not be called again while it runs; it may be called again after it returns.
+// time on the connection. Run must not be called again while it runs; it may be called again
+// after it returns.
 type Driver struct {
-	name     string
+	protocol string
 	address  string
-	unit     uint8
-	interval time.Duration
-	timeout  time.Duration
+	serial   serial.Config // modbus-rtu only
+	devs     []*device
+	groups   []*group // every device's poll groups
 	now      func() time.Time
 	minWait  time.Duration
 	maxWait  time.Duration
+	reprobe  time.Duration
+	quiet    time.Duration
 	log      *slog.Logger
 
-	reads []read
-	// what names each read in errors: `read holding registers 0-19 on device "press-1" (unit 1)`.
-	what []string
-
-	// batch and its Samples are reused by every cycle (one sample per tag, Samples[i].Tag == i),
-	// so a steady poll loop allocates nothing per sample.
-	batch drivers.Batch
-
-	// dial opens connections; tests swap in an in-memory one.
+	// dial and open reach the device; tests swap in in-memory ones.
 	dial dialFunc
+	open openFunc
 	// jitter returns a uniform duration in [0, n]; tests pin it.
 	jitter func(n time.Duration) time.Duration
 
@@ -83,30 +88,72 @@ type Driver struct {
 
 var _ drivers.Driver = (*Driver)(nil)
 
-// New validates dev and opts and plans the reads. It returns every problem at once (joined with
-// errors.Join); a problem with the device is a *drivers.FieldError whose Path is relative to the
-// device ("address", "unit_id", "tags[3].address", "tags[3].type", "tags[3].byte_order"). New
-// does no I/O and starts no goroutine. A nil log discards.
-func New(dev drivers.Device, opts Options, log *slog.Logger) (*Driver, error) {
-	specs, errs := validateDevice(dev)
-	lim := limits{maxRegisters: opts.MaxRegisters, maxBits: opts.MaxBits, maxGap: opts.MaxGap}
-	if lim.maxRegisters == 0 {
-		lim.maxRegisters = DefaultMaxRegisters
+// device is one unit on the connection.
+type device struct {
+	name    string
+	unit    uint8
+	timeout time.Duration
+	retries int
+	delay   time.Duration
+	log     *slog.Logger
+	groups  []*group
+
+	// State of one Run, owned by its goroutine.
+	client modbus.Client
+	link   link
+}
+
+// group is the tags of one device polled at one interval, and their plan.
+type group struct {
+	dev      *device
+	interval time.Duration
+	reads    []*planned
+	// batch and its Samples (one per tag of the group, in config order; Samples[i].Tag is the
+	// tag's index in Device.Tags) are reused by every poll, so a steady poll loop allocates
+	// nothing per sample.
+	batch drivers.Batch
+
+	next time.Time // when the group is due; state of one Run
+}
+
+// planned is one read of a group's plan, with what exception isolation learned about it.
+type planned struct {
+	piece
+	// split, when not nil, is what the read is replaced by since an exception was isolated
+	// (at learned): pieces that read, and single tags that fail.
+	split   []piece
+	learned time.Time
+	// faulty is set while the read (or one of its pieces) fails with an exception or a
+	// malformed reply, so that the fault is reported once when it starts.
+	faulty bool
+}
+
+// piece is a read and the words that name it in errors.
+type piece struct {
+	read
+	// what names the read in errors: `read holding registers 0-19 on device "press-1" (unit 1)`.
+	what string
+}
+
+func newPiece(r read, dev *device) piece {
+	return piece{read: r, what: fmt.Sprintf("read %s %d-%d on device %q (unit %d)", r.space.noun(), r.start, r.last(), dev.name, dev.unit)}
+}
+
+// New validates devs, which share one connection (the same Protocol and Address: units behind
+// a TCP gateway or on one serial port), and opts, and plans the reads of each device's poll
+// groups (its tags grouped by poll interval). It returns every problem at once (joined with
+// errors.Join); a problem with a device is a *drivers.FieldError naming the device, whose Path is
+// relative to it ("address", "unit_id", "max_registers", "serial.baud", "tags[3].address"…).
+// New does no I/O and starts no goroutine. A nil log discards.
+func New(devs []drivers.Device, opts Options, log *slog.Logger) (*Driver, error) {
+	var errs []error
+	if len(devs) == 0 {
+		errs = append(errs, errors.New("modbus: no devices"))
 	}
-	if lim.maxRegisters < 1 || lim.maxRegisters > 125 {
-		errs = append(errs, fmt.Errorf("modbus options: MaxRegisters %d: want 1..125, or 0 for 125", opts.MaxRegisters))
-	}
-	if lim.maxBits == 0 {
-		lim.maxBits = DefaultMaxBits
-	}
-	if lim.maxBits < 1 || lim.maxBits > 2000 {
+	opts.MaxBits = cmpOrInt(opts.MaxBits, DefaultMaxBits)
+	if opts.MaxBits < 1 || opts.MaxBits > 2000 {
 		errs = append(errs, fmt.Errorf("modbus options: MaxBits %d: want 1..2000, or 0 for 2000", opts.MaxBits))
-	}
-	switch {
-	case lim.maxGap == 0:
-		lim.maxGap = DefaultMaxGap
-	case lim.maxGap < 0:
-		lim.maxGap = 0
+		opts.MaxBits = DefaultMaxBits
 	}
 	minWait, maxWait := cmpOr(opts.MinBackoff, DefaultMinBackoff), cmpOr(opts.MaxBackoff, DefaultMaxBackoff)
 	switch {
@@ -115,6 +162,17 @@ func New(dev drivers.Device, opts Options, log *slog.Logger) (*Driver, error) {
 	case minWait > maxWait:
 		errs = append(errs, fmt.Errorf("modbus options: MinBackoff %v is above MaxBackoff %v", minWait, maxWait))
 	}
+	if opts.ReprobeInterval < 0 || opts.ResyncQuiet < 0 {
+		errs = append(errs, fmt.Errorf("modbus options: ReprobeInterval %v, ResyncQuiet %v: want positive durations, or 0 for the defaults", opts.ReprobeInterval, opts.ResyncQuiet))
+	}
+
+	configs := make([]devConfig, len(devs))
+	for i, dev := range devs {
+		var derrs []error
+		configs[i], derrs = validateDevice(dev, &opts)
+		errs = append(errs, derrs...)
+	}
+	errs = append(errs, checkConnection(configs)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -122,48 +180,256 @@ func New(dev drivers.Device, opts Options, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	first := configs[0]
 	d := &Driver{
-		name:     dev.Name,
-		address:  dev.Address,
-		unit:     dev.UnitID,
-		interval: cmpOr(dev.PollInterval, DefaultPollInterval),
-		timeout:  cmpOr(dev.Timeout, DefaultTimeout),
+		protocol: first.protocol,
+		address:  first.dev.Address,
 		now:      opts.Now,
 		minWait:  minWait,
 		maxWait:  maxWait,
-		log:      log.With("device", dev.Name),
-		reads:    plan(specs, lim),
+		reprobe:  cmpOr(opts.ReprobeInterval, DefaultReprobeInterval),
+		quiet:    max(cmpOr(opts.ResyncQuiet, DefaultResyncQuiet), rtuMinQuiet),
+		log:      log.With("address", first.dev.Address),
 		dial:     (&net.Dialer{}).DialContext,
+		open:     openSerial,
 		jitter:   func(n time.Duration) time.Duration { return rand.N(n + 1) },
 	}
 	if d.now == nil {
 		d.now = time.Now
 	}
-	for _, r := range d.reads {
-		d.what = append(d.what, fmt.Sprintf("read %s %d-%d on device %q (unit %d)", r.space.noun(), r.start, r.last(), d.name, d.unit))
+	if d.protocol == ProtocolRTU {
+		d.serial = serialConfig(first.dev.Address, first.dev.Modbus.Serial)
 	}
-	d.batch = drivers.Batch{Device: dev.Name, Samples: make([]drivers.Sample, len(dev.Tags))}
-	for i := range d.batch.Samples {
-		d.batch.Samples[i] = drivers.Sample{Tag: i, Quality: drivers.QualityBad, Reason: reasonNotRead}
+	for _, c := range configs {
+		dev := &device{name: c.dev.Name, unit: c.dev.UnitID, timeout: c.timeout, retries: c.retries, delay: c.delay,
+			log: log.With("device", c.dev.Name)}
+		for _, gc := range c.groups {
+			g := &group{dev: dev, interval: gc.interval}
+			for _, r := range plan(gc.specs, c.lim) {
+				g.reads = append(g.reads, &planned{piece: newPiece(r, dev)})
+			}
+			g.batch = drivers.Batch{Device: dev.name, Samples: make([]drivers.Sample, len(gc.specs))}
+			for i, s := range gc.specs {
+				g.batch.Samples[i] = drivers.Sample{Tag: s.tag, Quality: drivers.QualityBad, Reason: reasonNotRead}
+			}
+			dev.groups = append(dev.groups, g)
+			d.groups = append(d.groups, g)
+		}
+		d.devs = append(d.devs, dev)
 	}
 	return d, nil
 }
 
-func cmpOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
+// NewDevice is New for a connection with one device.
+//
+// Deprecated: a temporary bridge for callers written before New took several devices; use
+// New([]drivers.Device{dev}, opts, log).
+func NewDevice(dev drivers.Device, opts Options, log *slog.Logger) (*Driver, error) {
+	return New([]drivers.Device{dev}, opts, log)
 }
 
-// Reasons for bad samples: constant strings, so that marking samples bad allocates nothing.
+// checkConnection checks what the devices of one connection must agree on: protocol, address,
+// the serial line setting, distinct unit ids and names.
+func checkConnection(cs []devConfig) []error {
+	var errs []error
+	if len(cs) == 0 {
+		return nil
+	}
+	first := cs[0]
+	units := map[uint8]string{first.dev.UnitID: first.dev.Name}
+	names := map[string]bool{first.dev.Name: true}
+	for _, c := range cs[1:] {
+		bad := func(path, format string, args ...any) {
+			errs = append(errs, &drivers.FieldError{Device: c.dev.Name, Path: path, Err: fmt.Errorf(format, args...)})
+		}
+		switch {
+		case c.protocol != first.protocol:
+			bad("protocol", "%q differs from device %q's %q: one driver serves one connection", c.protocol, first.dev.Name, first.protocol)
+		case c.dev.Address != first.dev.Address:
+			bad("address", "%q differs from device %q's %q: one driver serves one connection", c.dev.Address, first.dev.Name, first.dev.Address)
+		case c.protocol == ProtocolRTU && normSerial(c.dev.Modbus.Serial) != normSerial(first.dev.Modbus.Serial):
+			a, b := normSerial(c.dev.Modbus.Serial), normSerial(first.dev.Modbus.Serial)
+			bad("serial", "%d %d%c%d differs from device %q's %d %d%c%d on %s: every device on a port has the port's one line setting",
+				a.Baud, a.DataBits, a.Parity[0]-32, a.StopBits, first.dev.Name, b.Baud, b.DataBits, b.Parity[0]-32, b.StopBits, c.dev.Address)
+		}
+		if other, dup := units[c.dev.UnitID]; dup {
+			bad("unit_id", "%d is also device %q's on %s: unit ids must be unique on a connection", c.dev.UnitID, other, c.dev.Address)
+		} else {
+			units[c.dev.UnitID] = c.dev.Name
+		}
+		if names[c.dev.Name] {
+			bad("name", "%q twice on one connection: device names must be unique", c.dev.Name)
+		}
+		names[c.dev.Name] = true
+	}
+	return errs
+}
+
+func cmpOrInt(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// transport is what a session needs of its connection: goburrow's Transporter (one request
+// ADU in, the reply out) plus connection control. tcpTransport and rtuTransport implement it.
+type transport interface {
+	modbus.Transporter
+	connect() error
+	connected() bool
+	close()
+	release()
+	setTimeout(time.Duration)
+}
+
+// link is the connectivity of one device, reported through events.
+type link uint8
+
 const (
-	reasonTimeout     = "timeout"
-	reasonUnreachable = "unreachable"
-	reasonMalformed   = "malformed reply"
-	reasonNotRead     = "not read"
+	linkUnknown link = iota // at start: neither event sent yet
+	linkUp
+	linkDown
 )
 
+// session is the state of one Run call.
+type session struct {
+	d    *Driver
+	ctx  context.Context
+	sink drivers.Sink
+	t    transport
+}
+
+// Run polls the devices until ctx ends, then returns nil. Each poll group of each device is
+// polled on its own interval (the device's PollInterval, or the tags' own) and ends with one
+// Batch holding the group's tags. Requests go one at a time, in turn, on the one connection.
+//
+// A read that fails marks its tags Bad and the poll goes on; a read answered with an exception
+// is isolated (see the package doc). A device that does not answer within its timeout (after
+// its retries) has the rest of that poll marked Bad without being asked, so a silent unit costs
+// the others on its connection one timeout per poll. When the connection itself fails (cannot
+// be opened, reset, port gone), the rest of the poll is Bad and Run retries with capped
+// exponential backoff and jitter, sending one all-Bad batch per group per failed attempt. Events
+// report each device's transitions (connected, disconnected) and the start of a fault on a read,
+// once each.
+//
+// Run returns promptly when ctx ends, even while a request waits on a device that does not
+// answer. It returns an error only when it is already running.
+func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("run modbus connection %s: already running", d.address)
+	}
+	defer d.running.Store(false)
+
+	s := d.newSession(ctx, sink)
+	defer s.t.release()
+
+	now := time.Now()
+	for _, g := range d.groups {
+		g.next = now
+	}
+	attempt := 0
+	for {
+		g := d.groups[0]
+		for _, o := range d.groups[1:] {
+			if o.next.Before(g.next) {
+				g = o
+			}
+		}
+		if !s.sleep(time.Until(g.next)) {
+			return nil
+		}
+		start := time.Now()
+		ok := s.poll(g)
+		if ctx.Err() != nil {
+			return nil
+		}
+		// The next due time on the group's phase after this poll's start: a poll that overran
+		// the interval is followed by at most one immediate poll; missed ones are dropped, not
+		// bursted.
+		g.next = g.next.Add(g.interval * (start.Sub(g.next)/g.interval + 1))
+		if ok {
+			attempt = 0
+			continue
+		}
+		attempt++
+		if !s.sleep(d.backoff(attempt)) {
+			return nil
+		}
+		// Poll on intervals counted from this attempt, not on the old phase.
+		now := time.Now()
+		for _, g := range d.groups {
+			g.next = now
+		}
+	}
+}
+
+// newSession builds the state of one Run: a transport bound to ctx and, per device, goburrow's
+// client over it with the device's packager. The caller releases s.t.
+func (d *Driver) newSession(ctx context.Context, sink drivers.Sink) *session {
+	s := &session{d: d, ctx: ctx, sink: sink}
+	if d.protocol == ProtocolRTU {
+		s.t = newRTUTransport(ctx, d.serial, d.devs[0].timeout, d.quiet, d.open)
+	} else {
+		t := newTCPTransport(ctx, d.address, d.devs[0].timeout, d.dial)
+		t.single = len(d.devs) == 1
+		s.t = t
+	}
+	for _, dev := range d.devs {
+		dev.link = linkUnknown
+		// goburrow's handlers serve only as packagers (ADU encoding, CRC or MBAP header, the
+		// unit id check); our transport does the I/O.
+		var pk modbus.Packager
+		if d.protocol == ProtocolRTU {
+			h := &modbus.RTUClientHandler{}
+			h.SlaveId = dev.unit
+			pk = h
+		} else {
+			h := &modbus.TCPClientHandler{}
+			h.SlaveId = dev.unit
+			pk = h
+		}
+		dev.client = modbus.NewClient2(pk, s.t)
+		for _, g := range dev.groups {
+			for _, p := range g.reads {
+				p.split, p.faulty = nil, false
+			}
+		}
+	}
+	return s
+}
+
+// sleep waits for d, or until the Run's context ends: then it reports false.
+func (s *session) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return s.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// backoff returns the wait before connection attempt n (1-based, counting failed polls since
+// the last good one).
+func (d *Driver) backoff(n int) time.Duration {
+	ceil := d.maxWait
+	if n-1 < 62 {
+		if c := d.minWait << (n - 1); c > 0 && c>>(n-1) == d.minWait && c < ceil {
+			ceil = c
+		}
+	}
+	w := ceil/2 + d.jitter(ceil-ceil/2)
+	return min(max(w, d.minWait), d.maxWait)
+}
+
+// exceptionReason is the Reason of a sample whose read was answered with exception code: a
+// constant string for the codes the spec defines, so that marking samples bad allocates
+// nothing.
 func exceptionReason(code byte) string {
 	switch code {
 	case 1:
@@ -186,222 +452,4 @@ func exceptionReason(code byte) string {
 		return "exception 11"
 	}
 	return "exception " + strconv.Itoa(int(code))
-}
-
-// link is the connection state the driver reports through events.
-type link uint8
-
-const (
-	linkUnknown link = iota // at start: neither event sent yet
-	linkUp
-	linkDown
-)
-
-// session is the state of one Run call.
-type session struct {
-	d      *Driver
-	sink   drivers.Sink
-	t      *transport
-	client modbus.Client
-	link   link
-	// faulty[i] is set while reads[i] fails with an exception or a malformed reply, so that the
-	// fault is reported once when it starts.
-	faulty []bool
-	// excCode and excReason cache the reason of reads[i]'s last exception, so an uncommon code
-	// is formatted once, not every cycle.
-	excCode   []byte
-	excReason []string
-}
-
-// Run polls the device every PollInterval until ctx ends, then returns nil. Each cycle ends
-// with one Batch holding every tag; a read that fails marks its tags Bad and the cycle goes on,
-// unless the connection failed: then the rest of the cycle is Bad too and Run retries with
-// capped exponential backoff and jitter, sending one all-Bad batch per attempt. Events report
-// the transitions (connected, disconnected) and the start of a fault on a read, once each.
-//
-// Run returns promptly when ctx ends, even while a request waits on a device that does not
-// answer. It returns an error only when it is already running.
-func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
-	if !d.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("run device %q: already running", d.name)
-	}
-	defer d.running.Store(false)
-
-	s := d.newSession(ctx, sink)
-	defer s.t.release()
-
-	ticker := time.NewTicker(d.interval)
-	defer ticker.Stop()
-	attempt := 0
-	for {
-		ok := s.cycle(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if ok {
-			attempt = 0
-			// A cycle that overran the interval finds at most one tick waiting: it starts the
-			// next cycle at once, and the ticks missed in between are dropped, not bursted.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-ticker.C:
-			}
-			continue
-		}
-		attempt++
-		timer := time.NewTimer(d.backoff(attempt))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil
-		case <-timer.C:
-		}
-		// Poll on an interval counted from this attempt, not on the ticker's old phase.
-		ticker.Reset(d.interval)
-	}
-}
-
-// newSession builds the state of one Run: a transport bound to ctx and goburrow's client over
-// it. The caller releases s.t.
-func (d *Driver) newSession(ctx context.Context, sink drivers.Sink) *session {
-	t := newTransport(ctx, d.address, d.timeout, d.dial)
-	// goburrow's TCPClientHandler serves only as the packager (MBAP encoding, transaction ids,
-	// the unit id check); our transport does the I/O.
-	pk := &modbus.TCPClientHandler{}
-	pk.SlaveId = d.unit
-	return &session{
-		d:         d,
-		sink:      sink,
-		t:         t,
-		client:    modbus.NewClient2(pk, t),
-		faulty:    make([]bool, len(d.reads)),
-		excCode:   make([]byte, len(d.reads)),
-		excReason: make([]string, len(d.reads)),
-	}
-}
-
-// backoff returns the wait before connection attempt n (1-based, counting failed cycles since
-// the last good one).
-func (d *Driver) backoff(n int) time.Duration {
-	ceil := d.maxWait
-	if n-1 < 62 {
-		if c := d.minWait << (n - 1); c > 0 && c>>(n-1) == d.minWait && c < ceil {
-			ceil = c
-		}
-	}
-	w := ceil/2 + d.jitter(ceil-ceil/2)
-	return min(max(w, d.minWait), d.maxWait)
-}
-
-// cycle reads every planned read once and hands the batch to the sink. It reports false when
-// the connection failed (or could not be opened), and sends nothing when ctx ended meanwhile.
-func (s *session) cycle(ctx context.Context) bool {
-	d := s.d
-	for i := range d.reads {
-		r := &d.reads[i]
-		err := s.read(r)
-		if ctx.Err() != nil {
-			return false
-		}
-		if err == nil {
-			s.up()
-			s.faulty[i] = false
-			continue
-		}
-
-		var exc *modbus.ModbusError
-		var ce *connError
-		switch {
-		case errors.As(err, &exc):
-			// The device answered: the connection is fine, only this read is not.
-			s.up()
-			if s.excCode[i] != exc.ExceptionCode || s.excReason[i] == "" {
-				s.excCode[i], s.excReason[i] = exc.ExceptionCode, exceptionReason(exc.ExceptionCode)
-			}
-			setBad(d.batch.Samples, r.fields, s.excReason[i])
-			s.fault(i, err)
-		case errors.As(err, &ce):
-			reason := reasonUnreachable
-			if ce.timeout() {
-				reason = reasonTimeout
-			}
-			for j := i; j < len(d.reads); j++ {
-				setBad(d.batch.Samples, d.reads[j].fields, reason)
-			}
-			s.down(fmt.Errorf("%s: %w", d.what[i], err))
-			s.emit()
-			return false
-		default:
-			// A reply that breaks framing or does not hold what we asked for: the stream may be
-			// out of step, so drop the connection; the next read dials again.
-			s.t.close()
-			setBad(d.batch.Samples, r.fields, reasonMalformed)
-			s.fault(i, err)
-		}
-	}
-	s.emit()
-	return true
-}
-
-// read performs r and decodes its reply into the batch.
-func (s *session) read(r *read) error {
-	var data []byte
-	var err error
-	switch r.space {
-	case spaceCoil:
-		data, err = s.client.ReadCoils(r.start, r.count)
-	case spaceDiscrete:
-		data, err = s.client.ReadDiscreteInputs(r.start, r.count)
-	case spaceInput:
-		data, err = s.client.ReadInputRegisters(r.start, r.count)
-	default:
-		data, err = s.client.ReadHoldingRegisters(r.start, r.count)
-	}
-	if err != nil {
-		return err
-	}
-	if r.space.isRegister() {
-		return decodeRegisters(s.d.batch.Samples, r.fields, int(r.count), data)
-	}
-	return decodeBits(s.d.batch.Samples, r.fields, int(r.count), data)
-}
-
-func setBad(samples []drivers.Sample, fields []field, reason string) {
-	for _, f := range fields {
-		samples[f.tag] = drivers.Sample{Tag: f.tag, Quality: drivers.QualityBad, Reason: reason}
-	}
-}
-
-func (s *session) emit() {
-	s.d.batch.ReadTime = s.d.now()
-	s.sink.Batch(&s.d.batch)
-}
-
-func (s *session) up() {
-	if s.link == linkUp {
-		return
-	}
-	s.link = linkUp
-	s.d.log.Info("connected", "address", s.d.address, "unit", s.d.unit)
-	s.sink.Event(drivers.Event{Device: s.d.name, Time: s.d.now(), Kind: drivers.EventConnected})
-}
-
-func (s *session) down(err error) {
-	if s.link == linkDown {
-		return
-	}
-	s.link = linkDown
-	s.d.log.Info("disconnected", "address", s.d.address, "err", err)
-	s.sink.Event(drivers.Event{Device: s.d.name, Time: s.d.now(), Kind: drivers.EventDisconnected, Err: err})
-}
-
-func (s *session) fault(i int, err error) {
-	if s.faulty[i] {
-		return
-	}
-	s.faulty[i] = true
-	err = fmt.Errorf("%s: %w", s.d.what[i], err)
-	s.d.log.Warn("read fault", "err", err)
-	s.sink.Event(drivers.Event{Device: s.d.name, Time: s.d.now(), Kind: drivers.EventFault, Err: err})
 }

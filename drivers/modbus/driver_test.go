@@ -29,7 +29,13 @@ type running struct {
 // returned nil.
 func startDriver(t *testing.T, dev drivers.Device, opts Options, setup ...func(d *Driver)) *running {
 	t.Helper()
-	d, err := New(dev, opts, nil)
+	return startBus(t, []drivers.Device{dev}, opts, setup...)
+}
+
+// startBus is startDriver for several devices on one connection.
+func startBus(t *testing.T, devs []drivers.Device, opts Options, setup ...func(d *Driver)) *running {
+	t.Helper()
+	d, err := New(devs, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +116,7 @@ func (r *running) waitEvents(t *testing.T, want ...drivers.EventKind) []drivers.
 	return ev
 }
 
-func device(addr string, tags ...drivers.Tag) drivers.Device {
+func tcpDevice(addr string, tags ...drivers.Tag) drivers.Device {
 	return drivers.Device{
 		Name: "press-1", Protocol: "modbus-tcp", Address: addr, UnitID: 1,
 		PollInterval: 20 * time.Millisecond, Timeout: time.Second, Tags: tags,
@@ -119,6 +125,15 @@ func device(addr string, tags ...drivers.Tag) drivers.Device {
 
 func tag(name, addr string, typ drivers.DataType, order string) drivers.Tag {
 	return drivers.Tag{Name: name, Address: addr, Type: typ, ByteOrder: order}
+}
+
+// countReads is the number of reads a driver's plan makes per poll of every group.
+func countReads(d *Driver) int {
+	n := 0
+	for _, g := range d.groups {
+		n += len(g.reads)
+	}
+	return n
 }
 
 func good(tag int, v drivers.Value) drivers.Sample { return drivers.Sample{Tag: tag, Value: v} }
@@ -162,7 +177,7 @@ func TestDriver_Run_ReadsEveryType(t *testing.T) {
 	s.setCoils(0, true, false, false, false, false, false, false, false, false, false, true)
 	s.setDiscretes(3, true)
 
-	dev := device(s.addr(),
+	dev := tcpDevice(s.addr(),
 		tag("state", "40001", drivers.TypeUint16, ""),
 		tag("temp", "hr:1", drivers.TypeFloat32, ""),
 		tag("temp_cdab", "400004", drivers.TypeFloat32, "CDAB"),
@@ -211,7 +226,7 @@ func TestDriver_Run_ReadsEveryType(t *testing.T) {
 		t.Errorf("connected event %+v", ev[0])
 	}
 	// coils 0-10, discrete 3, input 0, input 65534-65535, holding 0-10, holding 1000-1001.
-	if got := len(r.d.reads); got != 6 {
+	if got := countReads(r.d); got != 6 {
 		t.Errorf("planned %d reads, want 6", got)
 	}
 }
@@ -229,7 +244,7 @@ func TestDriver_Run_ExceptionFaultsOnceAndClears(t *testing.T) {
 		}
 		c.answer(req)
 	})
-	r := startDriver(t, device(s.addr(),
+	r := startDriver(t, tcpDevice(s.addr(),
 		tag("a", "hr:0", drivers.TypeUint16, ""),
 		tag("b", "hr:100", drivers.TypeUint16, ""),
 	), Options{})
@@ -283,7 +298,7 @@ func TestDriver_Run_MalformedReply(t *testing.T) {
 				}
 				c.answer(req)
 			})
-			r := startDriver(t, device(s.addr(),
+			r := startDriver(t, tcpDevice(s.addr(),
 				tag("c", "co:0", drivers.TypeBool, ""),
 				tag("a", "hr:0", drivers.TypeUint16, ""),
 				tag("b", "hr:1", drivers.TypeUint16, ""),
@@ -323,7 +338,7 @@ func TestDriver_Run_Reconnects(t *testing.T) {
 		}
 		c.answer(req)
 	})
-	r := startDriver(t, device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, "")),
+	r := startDriver(t, tcpDevice(s.addr(), tag("a", "hr:0", drivers.TypeUint16, "")),
 		Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	r.waitBatch(t, "a good", allGood)
 
@@ -350,7 +365,7 @@ func TestDriver_Run_Timeout(t *testing.T) {
 		}
 		c.answer(req)
 	})
-	dev := device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""), tag("b", "co:0", drivers.TypeBool, ""))
+	dev := tcpDevice(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""), tag("b", "co:0", drivers.TypeBool, ""))
 	dev.Timeout = 300 * time.Millisecond
 	r := startDriver(t, dev, Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	r.waitBatch(t, "good", allGood)
@@ -372,7 +387,7 @@ func TestDriver_Run_DownAtStart(t *testing.T) {
 	var dials, failed atomic.Int64
 	var badAtFirstGood atomic.Int64
 	badAtFirstGood.Store(-1)
-	r := startDriver(t, device(addr, tag("a", "hr:0", drivers.TypeUint16, "")),
+	r := startDriver(t, tcpDevice(addr, tag("a", "hr:0", drivers.TypeUint16, "")),
 		Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 		func(d *Driver) {
 			dial := d.dial
@@ -417,7 +432,7 @@ func TestDriver_Run_DownAtStart(t *testing.T) {
 func TestDriver_Run_Shutdown(t *testing.T) {
 	s := startServer(t)
 	s.setHandler(func(c *serverConn, req request) { c.hang() })
-	dev := device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""))
+	dev := tcpDevice(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""))
 	dev.Timeout = time.Minute
 	r := startDriver(t, dev, Options{})
 	waitFor(t, 10*time.Second, func() error {
@@ -459,7 +474,7 @@ func TestDriver_Run_Stale_LateReplyNeverTaken(t *testing.T) {
 		}
 		c.answer(req)
 	})
-	dev := device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""))
+	dev := tcpDevice(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""))
 	dev.Timeout = 300 * time.Millisecond
 	r := startDriver(t, dev, Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	r.waitBatches(t, 3)
@@ -478,7 +493,7 @@ func TestDriver_Run_Stale_LateReplyNeverTaken(t *testing.T) {
 
 func TestDriver_Run_AlreadyRunning(t *testing.T) {
 	s := startServer(t)
-	r := startDriver(t, device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, "")), Options{})
+	r := startDriver(t, tcpDevice(s.addr(), tag("a", "hr:0", drivers.TypeUint16, "")), Options{})
 	r.waitBatches(t, 1)
 	if err := r.d.Run(t.Context(), &recorder{}); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Errorf("second Run: %v, want an already-running error", err)
@@ -489,7 +504,7 @@ func TestDriver_Run_AlreadyRunning(t *testing.T) {
 func TestDriver_Run_Again(t *testing.T) {
 	s := startServer(t)
 	s.setHolding(0, 3)
-	d, err := New(device(s.addr(), tag("a", "hr:0", drivers.TypeUint16, "")), Options{}, nil)
+	d, err := NewDevice(tcpDevice(s.addr(), tag("a", "hr:0", drivers.TypeUint16, "")), Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

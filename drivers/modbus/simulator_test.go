@@ -15,7 +15,7 @@ import (
 
 // simDevice is the whole register map of simulators/README.md for machine (unit) k.
 func simDevice(addr string, unit uint8) drivers.Device {
-	dev := device(addr,
+	dev := tcpDevice(addr,
 		tag("state", "40001", drivers.TypeUint16, ""),
 		tag("tick", "40002", drivers.TypeUint32, "ABCD"),
 		tag("parts_total", "hr:3", drivers.TypeUint32, ""),
@@ -113,7 +113,7 @@ func TestDriver_Simulator(t *testing.T) {
 		sim.Advance(1234)
 	}
 	for _, r := range runs {
-		if got := len(r.d.reads); got != 4 {
+		if got := countReads(r.d); got != 4 {
 			t.Errorf("planned %d reads, want 4 (coils, discretes, input 0-3, holding 0-19)", got)
 		}
 		if got := r.rec.kinds(); !cmp.Equal(got, []drivers.EventKind{drivers.EventConnected}) {
@@ -123,8 +123,9 @@ func TestDriver_Simulator(t *testing.T) {
 }
 
 // TestDriver_Simulator_UnknownUnit: plcsim answers a unit id that is not a machine with
-// exception 11 (gateway target failed to respond) on every read: all tags Bad, one fault per
-// read, and the connection stays up.
+// exception 11 (gateway target failed to respond): the first read reports one fault, the rest
+// of the poll is not asked (the gateway would only spend its timeout again), every tag is Bad
+// with the exception, and the connection stays up.
 func TestDriver_Simulator_UnknownUnit(t *testing.T) {
 	sim := simtest.Start(t, simtest.Options{Manual: true})
 	dev := simDevice(sim.ModbusAddr(), 9)
@@ -132,7 +133,7 @@ func TestDriver_Simulator_UnknownUnit(t *testing.T) {
 	r := startDriver(t, dev, Options{})
 	r.waitBatches(t, 3)
 	r.waitBatch(t, "exception 11", allBad("exception 11"))
-	ev := r.waitEvents(t, drivers.EventConnected, drivers.EventFault, drivers.EventFault, drivers.EventFault, drivers.EventFault)
+	ev := r.waitEvents(t, drivers.EventConnected, drivers.EventFault)
 	if !strings.Contains(ev[1].Err.Error(), `read coils 0-2 on device "machine-9" (unit 9): modbus: exception '11'`) {
 		t.Errorf("first fault: %v", ev[1].Err)
 	}

@@ -70,7 +70,7 @@ func advance(d time.Duration) {
 
 func newBubbleDriver(t *testing.T, dev drivers.Device, opts Options, dial dialFunc) *Driver {
 	t.Helper()
-	d, err := New(dev, opts, nil)
+	d, err := New([]drivers.Device{dev}, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestDriver_Run_Backoff(t *testing.T) {
 		s := newPipeServer(t)
 		s.setHolding(0, 1)
 		fd := &fakeDialer{s: s, refuse: true}
-		dev := device("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
+		dev := tcpDevice("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
 		dev.PollInterval = time.Second
 		minB, maxB := 100*time.Millisecond, 2*time.Second
 		d := newBubbleDriver(t, dev, Options{MinBackoff: minB, MaxBackoff: maxB}, fd.dial)
@@ -207,7 +207,7 @@ func TestDriver_Run_OverrunSkipsTicks(t *testing.T) {
 			}
 			c.answer(req)
 		})
-		dev := device("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
+		dev := tcpDevice("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
 		dev.PollInterval, dev.Timeout = time.Second, 10*time.Second
 		d := newBubbleDriver(t, dev, Options{}, s.dial)
 		stop := bubbleRun(t, d, &recorder{})
@@ -229,7 +229,7 @@ func TestDriver_Run_Shutdown_WhileDialing(t *testing.T) {
 			<-ctx.Done() // a dial that hangs, as to a host that drops SYNs
 			return nil, ctx.Err()
 		}
-		dev := device("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
+		dev := tcpDevice("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
 		dev.Timeout = time.Hour
 		d := newBubbleDriver(t, dev, Options{}, dial)
 		rec := &recorder{}
@@ -249,7 +249,7 @@ func TestDriver_Run_Shutdown_WhileDialing(t *testing.T) {
 func TestDriver_Run_Shutdown_DuringBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fd := &fakeDialer{refuse: true}
-		d := newBubbleDriver(t, device("plc:502", tag("a", "hr:0", drivers.TypeUint16, "")),
+		d := newBubbleDriver(t, tcpDevice("plc:502", tag("a", "hr:0", drivers.TypeUint16, "")),
 			Options{MinBackoff: time.Hour, MaxBackoff: time.Hour}, fd.dial)
 		stop := bubbleRun(t, d, &recorder{})
 		advance(time.Minute)
@@ -268,7 +268,7 @@ func TestDriver_Run_Shutdown_AwaitingReply(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newPipeServer(t)
 		s.setHandler(func(c *serverConn, req request) { c.hang() })
-		dev := device("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
+		dev := tcpDevice("plc:502", tag("a", "hr:0", drivers.TypeUint16, ""))
 		dev.Timeout = time.Hour
 		d := newBubbleDriver(t, dev, Options{}, s.dial)
 		rec := &recorder{}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,9 +16,9 @@ import (
 )
 
 // newTestClient is goburrow's client over our transport to addr, as Run builds it.
-func newTestClient(t *testing.T, ctx context.Context, addr string, timeout time.Duration) (modbus.Client, *transport) {
+func newTestClient(t *testing.T, ctx context.Context, addr string, timeout time.Duration) (modbus.Client, *tcpTransport) {
 	t.Helper()
-	tr := newTransport(ctx, addr, timeout, (&net.Dialer{}).DialContext)
+	tr := newTCPTransport(ctx, addr, timeout, (&net.Dialer{}).DialContext)
 	t.Cleanup(tr.release)
 	pk := &modbus.TCPClientHandler{}
 	pk.SlaveId = 1
@@ -62,42 +63,127 @@ func wantConnError(t *testing.T, err error, timeout bool) {
 func staleDEAD(txid uint16) []byte { return frame(txid, 1, []byte{3, 2, 0xDE, 0xAD}) }
 
 func TestTransport_Send_Stale_LateReplyAfterTimeout(t *testing.T) {
+	for _, single := range []bool{false, true} {
+		t.Run(fmt.Sprintf("single=%v", single), func(t *testing.T) {
+			s := startServer(t)
+			s.setHolding(0, 7)
+			release := make(chan struct{})
+			var firstTxid atomic.Uint32
+			s.setHandler(func(c *serverConn, req request) {
+				switch req.n {
+				case 1:
+					// Answer only after the client gave up: a device slower than the timeout.
+					firstTxid.Store(uint32(req.txid))
+					select {
+					case <-release:
+					case <-c.s.quit:
+					}
+					c.conn.Write(staleDEAD(req.txid))
+				case 2:
+					// And, as a confused gateway might, replay that late answer ahead of the
+					// right one.
+					c.conn.Write(staleDEAD(uint16(firstTxid.Load())))
+					c.answer(req)
+				default:
+					c.answer(req)
+				}
+			})
+			c, tr := newTestClient(t, t.Context(), s.addr(), 300*time.Millisecond)
+			tr.single = single
+
+			_, err := readHR0(t, c)
+			wantConnError(t, err, true)
+			// One unit on the connection: a timeout closes it (the link may be half-open).
+			// Several: it stays open for the others, and the late reply is dropped by its id.
+			if tr.connected() == single {
+				t.Fatalf("connection open %v after a timeout, want %v", tr.connected(), !single)
+			}
+			close(release)
+			wantValue(t, c, 7) // its own answer, not the late 0xDEAD
+			wantValue(t, c, 7)
+			want := int64(1)
+			if single {
+				want = 2
+			}
+			if got := s.accepts.Load(); got != want {
+				t.Errorf("server saw %d connections, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestTransport_Send_TwoTimeoutsClose: a second timeout in a row closes a connection shared by
+// several units: the link itself may be half-open.
+func TestTransport_Send_TwoTimeoutsClose(t *testing.T) {
 	s := startServer(t)
 	s.setHolding(0, 7)
-	release := make(chan struct{})
-	var firstTxid atomic.Uint32
 	s.setHandler(func(c *serverConn, req request) {
-		switch req.n {
-		case 1:
-			// Answer only after the client gave up: a device slower than the timeout.
-			firstTxid.Store(uint32(req.txid))
-			select {
-			case <-release:
-			case <-c.s.quit:
-			}
-			c.conn.Write(staleDEAD(req.txid))
-		case 2:
-			// And, as a confused gateway might, replay that late answer on the new connection
-			// ahead of the right one.
-			c.conn.Write(staleDEAD(uint16(firstTxid.Load())))
-			c.answer(req)
-		default:
-			c.answer(req)
+		if req.n <= 2 {
+			return // no answer
 		}
+		c.answer(req)
 	})
-	ctx := t.Context()
-	c, tr := newTestClient(t, ctx, s.addr(), 300*time.Millisecond)
-
+	c, tr := newTestClient(t, t.Context(), s.addr(), 200*time.Millisecond)
 	_, err := readHR0(t, c)
 	wantConnError(t, err, true)
-	if tr.connected() {
-		t.Fatal("connection still open after a timeout")
+	if !tr.connected() {
+		t.Fatal("first timeout closed the connection")
 	}
-	close(release)
-	wantValue(t, c, 7) // its own answer, not the late 0xDEAD
+	_, err = readHR0(t, c)
+	wantConnError(t, err, true)
+	if tr.connected() {
+		t.Fatal("second timeout in a row left the connection open")
+	}
 	wantValue(t, c, 7)
-	if got := s.accepts.Load(); got != 2 {
-		t.Errorf("server saw %d connections, want 2 (one redial after the timeout)", got)
+}
+
+// TestTransport_Send_UnitsShareTxids: two units behind one gateway, each with its own goburrow
+// packager (whose transaction ids both start at 1): the transport numbers requests per
+// connection, so a late answer to one unit is never taken for the other's.
+func TestTransport_Send_UnitsShareTxids(t *testing.T) {
+	s := startServer(t)
+	var seen []uint16
+	var mu sync.Mutex
+	s.setHandler(func(c *serverConn, req request) {
+		mu.Lock()
+		seen = append(seen, req.txid)
+		mu.Unlock()
+		if req.n == 1 {
+			return // unit 1's first request: answered late, below
+		}
+		if req.n == 2 {
+			// unit 2 asks next; the gateway first delivers unit 1's late answer, with unit 1's
+			// transaction id, then unit 2's.
+			mu.Lock()
+			late := seen[0]
+			mu.Unlock()
+			c.send(late, 1, []byte{3, 2, 0xDE, 0xAD})
+		}
+		c.send(req.txid, req.unit, []byte{3, 2, 0, req.unit})
+	})
+	tr := newTCPTransport(t.Context(), s.addr(), 300*time.Millisecond, (&net.Dialer{}).DialContext)
+	t.Cleanup(tr.release)
+	client := func(unit byte) modbus.Client {
+		pk := &modbus.TCPClientHandler{}
+		pk.SlaveId = unit
+		return modbus.NewClient2(pk, tr)
+	}
+	u1, u2 := client(1), client(2)
+	if _, err := u1.ReadHoldingRegisters(0, 1); err == nil {
+		t.Fatal("unit 1's first read did not time out")
+	}
+	b, err := u2.ReadHoldingRegisters(0, 1)
+	if err != nil || binary.BigEndian.Uint16(b) != 2 {
+		t.Fatalf("unit 2 read %x, %v; want its own 0x0002", b, err)
+	}
+	b, err = u1.ReadHoldingRegisters(0, 1)
+	if err != nil || binary.BigEndian.Uint16(b) != 1 {
+		t.Fatalf("unit 1 read %x, %v; want its own 0x0001", b, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 || seen[0] == seen[1] || seen[1] == seen[2] || seen[0] == seen[2] {
+		t.Errorf("transaction ids on the connection: %v, want three different ones", seen)
 	}
 }
 
@@ -130,12 +216,9 @@ func TestTransport_Send_WrongTxidOnlyTimesOut(t *testing.T) {
 		c.answer(req)
 	})
 	s.setHolding(0, 9)
-	c, tr := newTestClient(t, t.Context(), s.addr(), 300*time.Millisecond)
+	c, _ := newTestClient(t, t.Context(), s.addr(), 300*time.Millisecond)
 	_, err := readHR0(t, c)
 	wantConnError(t, err, true)
-	if tr.connected() {
-		t.Fatal("connection still open after a timeout")
-	}
 	wantValue(t, c, 9)
 }
 
@@ -292,7 +375,7 @@ func FuzzTransport_Reply(f *testing.F) {
 			server.Close()
 		}()
 		dial := func(context.Context, string, string) (net.Conn, error) { return client, nil }
-		tr := newTransport(t.Context(), "pipe", time.Second, dial)
+		tr := newTCPTransport(t.Context(), "pipe", time.Second, dial)
 		req := frame(1, 1, []byte{3, 0, 0, 0, 1})
 		resp, err := tr.Send(req)
 		open := tr.connected()
