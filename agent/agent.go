@@ -38,7 +38,8 @@ type Agent struct {
 	log     *slog.Logger
 	buf     *buffer.Buffer
 	pub     *publish.Publisher
-	devices []device
+	devices []*device
+	conns   []*connection
 	counts  counters
 	rate    statsState
 	started time.Time // when Run began
@@ -50,11 +51,25 @@ type Agent struct {
 	httpAddr atomic.Value // string: the HTTP listener's address once it listens
 }
 
+// device is one configured device and what the agent keeps of it.
 type device struct {
 	dev    drivers.Device
-	driver drivers.Driver
 	conf   config.Device
 	status *deviceStatus
+}
+
+// connection is one driver and the devices it serves.
+type connection struct {
+	driver  drivers.Driver
+	devices []*device
+}
+
+func busDevices(cfg *config.File, bus config.Bus) []drivers.Device {
+	devs := make([]drivers.Device, len(bus.Devices))
+	for k, i := range bus.Devices {
+		devs[k] = deviceFromConfig(cfg.Devices[i])
+	}
+	return devs
 }
 
 // LoadConfig reads the configuration at path and checks it against every part (the drivers
@@ -80,9 +95,9 @@ func LoadConfig(path string, opts config.Options) (*config.File, error) {
 // Check asks every part whether it accepts cfg and returns their problems, placed in the file.
 func Check(cfg *config.File) []config.Problem {
 	var problems []config.Problem
-	for i, dc := range cfg.Devices {
-		if _, err := modbus.New(deviceFromConfig(dc), modbus.Options{}, nil); err != nil {
-			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", i), err)...)
+	for _, bus := range cfg.Buses() {
+		if _, err := modbus.New(busDevices(cfg, bus), modbus.Options{}, nil); err != nil {
+			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", bus.Devices[0]), err)...)
 		}
 	}
 	// The publisher's options (brokers, topic template, levels) are config's own checks: asking
@@ -100,15 +115,23 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 	log = log.With("gateway", cfg.Gateway.ID)
 	a := &Agent{cfg: cfg, log: log}
 
+	// One driver per connection: the devices of a bus (units behind one TCP gateway, slaves on
+	// one serial port) are polled in turn over it.
 	var problems []config.Problem
-	for i, dc := range cfg.Devices {
-		dev := deviceFromConfig(dc)
-		drv, err := modbus.New(dev, modbus.Options{}, log)
+	for _, bus := range cfg.Buses() {
+		devs := busDevices(cfg, bus)
+		drv, err := modbus.New(devs, modbus.Options{}, log)
 		if err != nil {
-			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", i), err)...)
+			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", bus.Devices[0]), err)...)
 			continue
 		}
-		a.devices = append(a.devices, device{dev: dev, driver: drv, conf: dc, status: newDeviceStatus(dev)})
+		b := &connection{driver: drv}
+		for k, i := range bus.Devices {
+			d := &device{dev: devs[k], conf: cfg.Devices[i], status: newDeviceStatus(devs[k])}
+			a.devices = append(a.devices, d)
+			b.devices = append(b.devices, d)
+		}
+		a.conns = append(a.conns, b)
 	}
 	if err := config.Join(cfg, problems...); err != nil {
 		return nil, err
@@ -369,14 +392,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { pubDone <- a.pub.Run(pubCtx) }()
 
 	var drivers sync.WaitGroup
-	for _, d := range a.devices {
+	for _, c := range a.conns {
+		sink := connSink{}
+		for _, d := range c.devices {
+			s := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
+			s.status = d.status
+			sink[d.dev.Name] = s
+		}
 		drivers.Add(1)
 		go func() {
 			defer drivers.Done()
-			sink := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
-			sink.status = d.status
-			if err := d.driver.Run(ctx, sink); err != nil {
-				a.log.Error("device stopped", "device", d.dev.Name, "err", err)
+			if err := c.driver.Run(ctx, sink); err != nil {
+				a.log.Error("connection stopped", "devices", len(c.devices), "err", err)
 			}
 		}()
 	}

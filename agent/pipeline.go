@@ -27,6 +27,23 @@ type counters struct {
 	unstored atomic.Uint64 // could not be encoded
 }
 
+// connSink is the drivers.Sink of one connection: it hands each batch and event to the sink of
+// the device it names. The driver calls it from its one goroutine, so the device sinks it holds
+// are used by one goroutine at a time.
+type connSink map[string]*deviceSink
+
+func (c connSink) Batch(b *drivers.Batch) {
+	if s, ok := c[b.Device]; ok {
+		s.Batch(b)
+	}
+}
+
+func (c connSink) Event(e drivers.Event) {
+	if s, ok := c[e.Device]; ok {
+		s.Event(e)
+	}
+}
+
 // deviceSink is the drivers.Sink of one device. The driver calls it from its own goroutine, one
 // call at a time, so the scratch record, buffer and report-by-exception state need no lock.
 type deviceSink struct {
