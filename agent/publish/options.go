@@ -69,9 +69,24 @@ type Options struct {
 	StatsInterval time.Duration
 	StatsPayload  func(dst []byte) []byte
 
-	// Now stamps status messages; nil means time.Now.
+	// Now stamps status messages and Sparkplug payloads; nil means time.Now.
 	Now func() time.Time
+
+	// Format selects what is published: FormatJSON ("" too), the JSON contract of docs/mqtt.md,
+	// or FormatSparkplug, Sparkplug B 3.0 (docs/sparkplug.md).
+	Format Format
+	// Sparkplug configures FormatSparkplug; ignored otherwise.
+	Sparkplug SparkplugOptions
 }
+
+// Format is the payload format of a Publisher (mqtt.format).
+type Format string
+
+// Formats.
+const (
+	FormatJSON      Format = "json"
+	FormatSparkplug Format = "sparkplug"
+)
 
 // Place is where a source sits in the plant, for its topics.
 type Place struct{ Area, Line string }
@@ -98,6 +113,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxMessageBytes < 0 || (o.MaxMessageBytes > 0 && o.MaxMessageBytes < 512) {
 		errs = append(errs, fmt.Errorf("max_message_bytes: %d is below 512", o.MaxMessageBytes))
+	}
+	switch o.Format {
+	case "", FormatJSON, FormatSparkplug:
+	default:
+		errs = append(errs, fmt.Errorf("format: %q is neither %q nor %q", o.Format, FormatJSON, FormatSparkplug))
 	}
 	if o.MaxInflight < 0 || o.MaxInflight > 65535 {
 		errs = append(errs, fmt.Errorf("max_inflight: %d is out of range 1..65535", o.MaxInflight))

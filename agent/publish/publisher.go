@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -38,6 +39,11 @@ type Stats struct {
 	DeadLetters uint64 // records skipped because they could not be decoded or sent
 	Split       uint64 // records sent in parts
 	Connects    uint64 // sessions begun
+
+	// Sparkplug mode only.
+	Births     uint64 // NBIRTHs sent: one per session the host accepted, one per rebirth
+	Rebirths   uint64 // rebirth commands obeyed
+	Undeclared uint64 // values left out of DATA because no birth declared their metric
 }
 
 // Publisher sends the records of a Source to an MQTT broker, in order, at least once.
@@ -45,7 +51,7 @@ type Publisher struct {
 	src    Source
 	opts   Options
 	log    *slog.Logger
-	topics *topics
+	mode   mode
 	status string // status topic
 	stats  string // stats topic
 
@@ -58,6 +64,9 @@ type Publisher struct {
 	deadLetters atomic.Uint64
 	split       atomic.Uint64
 	connects    atomic.Uint64
+	births      atomic.Uint64
+	rebirths    atomic.Uint64
+	undeclared  atomic.Uint64
 }
 
 // New validates opts; it does not connect. A nil log discards.
@@ -78,15 +87,22 @@ func New(src Source, opts Options, log *slog.Logger) (*Publisher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Publisher{src: src, opts: o, log: log, topics: t,
+	p := &Publisher{src: src, opts: o, log: log,
 		status: "floorlink/v1/" + o.Site + "/gateway/" + o.Gateway + "/status",
 		stats:  "floorlink/v1/" + o.Site + "/gateway/" + o.Gateway + "/stats"}
+	if o.Format == FormatSparkplug {
+		if p.mode, err = newSparkplug(p); err != nil {
+			return nil, err
+		}
+	} else {
+		p.mode = &jsonMode{p: p, topics: t}
+	}
 	p.acked.Store(src.Cursor())
 	p.lastSession = o.LastSession
 	return p, nil
 }
 
-// StatusTopic is where the retained online/offline status goes.
+// StatusTopic is where the retained online/offline status goes (JSON mode).
 func (p *Publisher) StatusTopic() string { return p.status }
 
 // StatsTopic is where the periodic gateway stats go (QoS 0, not retained, not buffered).
@@ -95,12 +111,64 @@ func (p *Publisher) StatsTopic() string { return p.stats }
 // Stats returns the current counters; safe to call from any goroutine.
 func (p *Publisher) Stats() Stats {
 	return Stats{Connected: p.connected.Load(), Session: p.session.Load(), Published: p.published.Load(),
-		Acked: p.acked.Load(), DeadLetters: p.deadLetters.Load(), Split: p.split.Load(), Connects: p.connects.Load()}
+		Acked: p.acked.Load(), DeadLetters: p.deadLetters.Load(), Split: p.split.Load(), Connects: p.connects.Load(),
+		Births: p.births.Load(), Rebirths: p.rebirths.Load(), Undeclared: p.undeclared.Load()}
+}
+
+// mode is what differs between the JSON contract and Sparkplug B; the session, backoff, window,
+// cursor and Source machinery around it is shared. Every method runs on Run's goroutine.
+type mode interface {
+	// will is the Last Will of the next connection attempt.
+	will(session uint64, begun time.Time) message
+	// begin runs once the broker accepted the connection, before the drain: announcements,
+	// subscriptions, and for Sparkplug the wait for the primary host and the births.
+	begin(ctx context.Context, c *conn) error
+	// encode appends the slots of the messages of rec, stored at seq, to out; buf is a spare
+	// payload buffer to reuse. An error makes the record a dead letter.
+	encode(out []slot, seq uint64, rec *record.Record, historical bool, buf []byte) ([]slot, error)
+	// batch is the most records to read and send at once when room records fit in the window.
+	batch(room int) int
+	// send hands a batch to paho and sets the token that confirms each slot.
+	send(c *conn, batch []slot)
+	// holdBack is how long a confirmed record stays replayable before the cursor passes it.
+	holdBack() time.Duration
+	// control is signalled when handle has work (a command, the host's state, a device lost or
+	// found); nil when there is never any. sent is the last seq handed to paho.
+	control() <-chan struct{}
+	handle(c *conn, sent uint64) error
+	// end says goodbye before a clean DISCONNECT.
+	end(c *conn)
+}
+
+// message is a topic, payload, QoS and retain flag, e.g. a Will.
+type message struct {
+	topic    string
+	payload  []byte
+	qos      byte
+	retained bool
+}
+
+// conn is one MQTT connection the broker accepted.
+type conn struct {
+	client  mqtt.Client
+	lost    <-chan error
+	session uint64
+	broker  string
+	begun   time.Time // when the connection attempt began
+}
+
+// publish sends m and waits for it (QoS 1: its PUBACK) within timeout; it fails when the
+// connection is lost or ctx ends first.
+func (c *conn) publish(ctx context.Context, m message, timeout time.Duration) error {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return waitToken(tctx, c.client.Publish(m.topic, m.qos, m.retained, m.payload), c.lost)
 }
 
 // Run connects, publishes and reconnects until ctx ends. Then it stops sending, waits up to
-// Options.Grace for the window in flight, records the cursor, publishes the offline status and
-// disconnects. It returns nil after ctx ends; other errors are retried, never returned.
+// Options.Grace for the window in flight, records the cursor, says goodbye (the offline status;
+// in Sparkplug mode the NDEATH) and disconnects. It returns nil after ctx ends; other errors are
+// retried, never returned.
 func (p *Publisher) Run(ctx context.Context) error {
 	backoff := p.opts.MinBackoff
 	for attempt := 0; ; attempt++ {
@@ -133,9 +201,13 @@ type slot struct {
 	seq   uint64
 	topic string
 	buf   []byte
-	token mqtt.Token // nil for a dead letter: it retires at once
-	// more is set on every part of a split record but the last: the seq is acknowledged when
-	// its last part is.
+	qos   byte
+	// token confirms the slot: its own PUBACK (QoS 1), or the PUBACK of the barrier that
+	// follows its batch (Sparkplug's QoS 0 data). nil retires at once: a dead letter, or a record
+	// with nothing to send.
+	token mqtt.Token
+	// more is set on every message of a record but the last (the parts of a split record, a
+	// birth sent before a record's data): the seq is acknowledged when its last message is.
 	more bool
 }
 
@@ -146,6 +218,7 @@ func (p *Publisher) runSession(ctx context.Context, broker string) (connected bo
 	// does not use up a number.
 	session := p.lastSession + 1
 	begun := p.opts.Now()
+	will := p.mode.will(session, begun)
 
 	lost := make(chan error, 1)
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(p.opts.ClientID).
@@ -160,7 +233,7 @@ func (p *Publisher) runSession(ctx context.Context, broker string) (connected bo
 		SetConnectTimeout(p.opts.ConnectTimeout).
 		SetTLSConfig(p.opts.TLS).
 		SetWriteTimeout(p.opts.ConnectTimeout).SetOrderMatters(true).
-		SetBinaryWill(p.status, appendStatusJSON(nil, "offline", begun, session), 1, true).
+		SetBinaryWill(will.topic, will.payload, will.qos, will.retained).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case lost <- err:
@@ -190,26 +263,29 @@ func (p *Publisher) runSession(ctx context.Context, broker string) (connected bo
 	defer p.connected.Store(false)
 	p.log.Info("mqtt connected", "broker", broker, "session", session)
 
-	online := client.Publish(p.status, 1, true, appendStatusJSON(nil, "online", begun, session))
-	if err := waitToken(ctx, online, lost); err != nil {
-		client.Disconnect(0)
-		return true, fmt.Errorf("publish online status: %w", err)
+	c := &conn{client: client, lost: lost, session: session, broker: broker, begun: begun}
+	err = p.mode.begin(ctx, c)
+	if err == nil {
+		err = p.drain(ctx, c)
 	}
-
-	err = p.drain(ctx, client, session, lost)
 	if ctx.Err() != nil {
-		// A clean DISCONNECT suppresses the Will, so say offline ourselves.
-		off := client.Publish(p.status, 1, true, appendStatusJSON(nil, "offline", p.opts.Now(), session))
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = waitToken(sctx, off, lost)
-		cancel()
+		// A clean DISCONNECT suppresses the Will, so say goodbye ourselves.
+		p.mode.end(c)
 		client.Disconnect(250)
 		p.log.Info("mqtt disconnected", "broker", broker, "session", session)
 		return true, nil
 	}
-	client.Disconnect(0)
+	if errors.Is(err, errLeave) {
+		client.Disconnect(250) // the mode said goodbye; a clean DISCONNECT, so no Will follows
+	} else {
+		client.Disconnect(0)
+	}
 	return true, err
 }
+
+// errLeave wraps the reason a mode ends a healthy session on purpose (Sparkplug: the primary
+// host went offline), after it said goodbye.
+var errLeave = errors.New("leaving the session")
 
 func waitToken(ctx context.Context, t mqtt.Token, lost <-chan error) error {
 	select {
@@ -222,15 +298,17 @@ func waitToken(ctx context.Context, t mqtt.Token, lost <-chan error) error {
 	}
 }
 
-// drain publishes the Source from the cursor with up to MaxInflight messages in flight, and
-// advances the cursor over the longest acknowledged prefix. It returns when the connection is
-// lost or a publish fails (the caller reconnects and the window is re-sent from the cursor), or,
-// after ctx ends, when the window is acknowledged or Options.Grace has passed.
-func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint64, lost <-chan error) error {
-	// Records stored before this session began are replayed history.
+// drain publishes the Source from the cursor with up to MaxInflight records in flight, and
+// advances the cursor over the longest confirmed prefix, less what the mode holds back. It
+// returns when the connection is lost, a publish fails or the mode ends the session (the caller
+// reconnects and the window is re-sent from the cursor), or, after ctx ends, when the window is
+// confirmed or Options.Grace has passed.
+func (p *Publisher) drain(ctx context.Context, c *conn) error {
+	// Records stored before this session's data began are replayed history.
 	historicalThrough := p.src.Head()
 	acked := p.src.Cursor()
 	committed, sent := acked, acked
+	hold := horizon{d: p.mode.holdBack(), passed: acked, last: acked}
 	lastCommit := time.Now()
 	// The cursor is recorded by a goroutine of its own: an Ack is a write transaction whose cost
 	// grows with the buffer file (bbolt rewrites its free-page list), 5-10 ms on a 1 GiB backlog,
@@ -243,21 +321,23 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 			p.record(seq)
 		}
 	}()
-	commit := func() {
-		if acked == committed {
+	commit := func(ready uint64) {
+		if ready <= committed {
 			return
 		}
 		select { // replace a request the recorder has not taken yet
 		case <-ackReq:
 		default:
 		}
-		ackReq <- acked
-		committed, lastCommit = acked, time.Now()
+		ackReq <- ready
+		committed, lastCommit = ready, time.Now()
 	}
 	defer func() {
 		close(ackReq)
 		<-ackDone
-		p.record(acked) // the last word is synchronous: Run's caller closes the buffer next
+		// The last word is synchronous: Run's caller closes the buffer next. What is held back
+		// stays replayable.
+		p.record(hold.ready(acked, time.Now()))
 	}()
 
 	// wake is signalled after each buffer commit; one goroutine per session turns the Source's
@@ -301,7 +381,7 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		stopping bool
 	)
 	for {
-		// Retire the acknowledged prefix.
+		// Retire the confirmed prefix.
 		n := 0
 		for ; n < len(window); n++ {
 			s := window[n]
@@ -322,8 +402,11 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		}
 		window = window[:copy(window, window[n:])]
 
-		if len(window) == 0 || acked-committed >= uint64(max) || time.Since(lastCommit) >= p.opts.AckInterval {
-			commit()
+		now := time.Now()
+		hold.confirm(acked, now)
+		ready := hold.ready(acked, now)
+		if len(window) == 0 || ready-committed >= uint64(max) || now.Sub(lastCommit) >= p.opts.AckInterval {
+			commit(ready)
 		}
 		if stopping && len(window) == 0 {
 			return nil
@@ -335,27 +418,36 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		// block on the socket.
 		var rateC <-chan time.Time
 		if room := max - len(window); !stopping && room > 0 {
-			if allowed, wait := rate.take(time.Now(), room); allowed == 0 {
+			if allowed, wait := rate.take(now, room); allowed == 0 {
 				rateC = time.After(wait)
 			} else {
-				read = read[:0]
-				err := p.src.ReadAfter(sent, allowed, func(seq uint64, payload []byte) error {
-					read = p.encode(read, seq, payload, seq <= historicalThrough, &dec, &rec, &spare)
-					return nil
-				})
-				if err != nil {
-					return fmt.Errorf("read buffer after seq %d: %w", sent, err)
-				}
-				for _, s := range read {
-					if s.topic != "" {
-						s.token = client.Publish(s.topic, 1, false, s.buf)
-						p.published.Add(1)
+				for allowed > 0 {
+					want := p.mode.batch(allowed)
+					read = read[:0]
+					got := 0
+					err := p.src.ReadAfter(sent, want, func(seq uint64, payload []byte) error {
+						got++
+						read = p.encode(read, seq, payload, seq <= historicalThrough, &dec, &rec, &spare)
+						return nil
+					})
+					if err != nil {
+						return fmt.Errorf("read buffer after seq %d: %w", sent, err)
 					}
-					window = append(window, s)
-					sent = s.seq
+					if got == 0 {
+						break
+					}
+					p.mode.send(c, read)
+					for _, s := range read {
+						window = append(window, s)
+						sent = s.seq
+					}
+					rate.spend(len(read))
+					allowed -= got
+					if got < want {
+						break
+					}
 				}
-				rate.spend(len(read))
-				if len(read) > 0 && window[0].token == nil {
+				if len(window) > 0 && window[0].token == nil {
 					continue // dead letters at the head retire at once
 				}
 			}
@@ -368,11 +460,20 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 		if !stopping && len(window) < max {
 			more = wake
 		}
+		var ctl <-chan struct{}
+		if !stopping {
+			ctl = p.mode.control()
+		}
 		select {
 		case <-oldest:
 		case <-more:
 		case <-rateC:
-		case err := <-lost:
+		case <-hold.due(now):
+		case <-ctl:
+			if err := p.mode.handle(c, sent); err != nil {
+				return err
+			}
+		case err := <-c.lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case <-done:
 			stopping, done = true, nil
@@ -381,16 +482,16 @@ func (p *Publisher) drain(ctx context.Context, client mqtt.Client, session uint6
 			// QoS 0 and fresh bytes each time: paho keeps the payload, and a stale figure is
 			// worth nothing after a reconnect.
 			statsBuf = p.opts.StatsPayload(statsBuf[:0])
-			client.Publish(p.stats, 0, false, append([]byte(nil), statsBuf...))
+			c.client.Publish(p.stats, 0, false, append([]byte(nil), statsBuf...))
 		case <-graceC:
-			p.log.Warn("shutdown grace ended with messages unacknowledged", "in_flight", len(window), "session", session)
+			p.log.Warn("shutdown grace ended with messages unacknowledged", "in_flight", len(window), "session", c.session)
 			return nil
 		}
 	}
 }
 
-// encode turns the record at seq into the slots of its messages: one, the parts of a record too
-// large for one message, or a dead letter (no topic) when it cannot be sent at all.
+// encode decodes the record at seq and asks the mode for its messages; a record that cannot be
+// decoded or sent becomes a dead letter (no topic).
 func (p *Publisher) encode(out []slot, seq uint64, payload []byte, historical bool, dec *record.Decoder, rec *record.Record, spare *[][]byte) []slot {
 	var buf []byte
 	if n := len(*spare); n > 0 {
@@ -399,21 +500,11 @@ func (p *Publisher) encode(out []slot, seq uint64, payload []byte, historical bo
 	if err := dec.Decode(payload, rec); err != nil {
 		return append(out, p.deadLetter(seq, fmt.Errorf("decode record: %w", err)))
 	}
-	env := envelope{gateway: p.opts.Gateway, epoch: p.opts.Epoch, seq: seq, historical: historical}
-	topic := p.topics.topic(rec.Source, rec.Kind)
-	buf = appendRecordJSON(buf, env, rec)
-	if len(buf) <= p.opts.MaxMessageBytes {
-		return append(out, slot{seq: seq, topic: topic, buf: buf})
-	}
-	parts, err := splitRecordJSON(env, rec, p.opts.MaxMessageBytes)
+	out2, err := p.mode.encode(out, seq, rec, historical, buf)
 	if err != nil {
 		return append(out, p.deadLetter(seq, err))
 	}
-	p.split.Add(1)
-	for i, b := range parts {
-		out = append(out, slot{seq: seq, topic: topic, buf: b, more: i < len(parts)-1})
-	}
-	return out
+	return out2
 }
 
 func (p *Publisher) deadLetter(seq uint64, err error) slot {
@@ -423,6 +514,50 @@ func (p *Publisher) deadLetter(seq uint64, err error) slot {
 		p.opts.OnDeadLetter(seq, err)
 	}
 	return slot{seq: seq}
+}
+
+// horizon holds confirmed records back from the cursor for d after their confirmation, so that
+// a loss noticed late (a primary host that died without a word is declared offline only after
+// 1.5 of its keep-alives) can still rewind over them. d = 0 holds nothing back.
+type horizon struct {
+	d      time.Duration
+	held   []heldSeq // confirmed seqs in order, the oldest first
+	last   uint64    // the last seq confirmed
+	passed uint64    // the last seq the cursor may pass
+}
+
+type heldSeq struct {
+	seq uint64
+	at  time.Time
+}
+
+// confirm notes that everything through acked is confirmed at now.
+func (h *horizon) confirm(acked uint64, now time.Time) {
+	if h.d > 0 && acked > h.last {
+		h.held = append(h.held, heldSeq{acked, now})
+		h.last = acked
+	}
+}
+
+// ready is the last seq the cursor may pass at now.
+func (h *horizon) ready(acked uint64, now time.Time) uint64 {
+	if h.d <= 0 {
+		return acked
+	}
+	n := 0
+	for ; n < len(h.held) && now.Sub(h.held[n].at) >= h.d; n++ {
+		h.passed = h.held[n].seq
+	}
+	h.held = h.held[:copy(h.held, h.held[n:])]
+	return h.passed
+}
+
+// due fires when the oldest held seq may pass; nil when nothing is held.
+func (h *horizon) due(now time.Time) <-chan time.Time {
+	if len(h.held) == 0 {
+		return nil
+	}
+	return time.After(h.held[0].at.Add(h.d).Sub(now))
 }
 
 // bucket is a token bucket of messages per second. Its burst is a tenth of a second's worth,

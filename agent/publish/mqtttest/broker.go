@@ -1,6 +1,8 @@
 // Package mqtttest starts the real MQTT parts publish's tests and the end-to-end tests need: a
-// Mosquitto broker on a free loopback port, a recording subscriber, and a TCP proxy that can
-// refuse and cut connections to simulate a network outage between the agent and the broker.
+// Mosquitto broker on a free loopback port, a recording subscriber, a TCP proxy that can
+// refuse and cut connections to simulate a network outage between the agent and the broker, and
+// an in-process spy broker (mochi-mqtt) that records the packets its clients send, for
+// conformance tests.
 //
 // Mosquitto comes from Debian's package (`make deps` installs it). A test that needs it and does
 // not find it fails with a message naming the command that installs it; it never skips.
