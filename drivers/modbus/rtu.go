@@ -375,7 +375,8 @@ func (t *rtuTransport) fill(n int, deadline time.Time) error {
 // any), or an exception for it. Whole frames with a valid CRC for another unit or request are
 // dropped; bytes that start no plausible frame, or a plausible frame with a bad CRC, are
 // skipped one at a time; a frame that has the expected header and a bad CRC is our answer
-// garbled: a frameError.
+// garbled: a frameError. While it waits for the rest of a frame that is not ours (noise can
+// look like the header of a long one), it watches for a whole frame of ours behind it.
 func (t *rtuTransport) readFrame(unit, fc byte, want int, deadline time.Time) ([]byte, error) {
 	for {
 		if err := t.fill(3, deadline); err != nil {
@@ -386,8 +387,19 @@ func (t *rtuTransport) readFrame(unit, fc byte, want int, deadline time.Time) ([
 			t.r++
 			continue
 		}
-		if err := t.fill(n, deadline); err != nil {
-			return nil, err
+		for t.w-t.r < n {
+			if !ours {
+				if k := t.findOurs(unit, fc, want); k > 0 {
+					t.r = k
+					break
+				}
+			}
+			if err := t.fill(t.w-t.r+1, deadline); err != nil {
+				return nil, err
+			}
+		}
+		if t.w-t.r < n {
+			continue // jumped to a frame of ours
 		}
 		frame := t.buf[t.r : t.r+n]
 		if crc16(frame[:n-2]) != uint16(frame[n-2])|uint16(frame[n-1])<<8 {
@@ -403,6 +415,24 @@ func (t *rtuTransport) readFrame(unit, fc byte, want int, deadline time.Time) ([
 			return frame, nil
 		}
 	}
+}
+
+// findOurs returns the offset in buf, after t.r, of a whole frame with a good CRC that answers
+// (unit, fc) with want bytes, or 0.
+func (t *rtuTransport) findOurs(unit, fc byte, want int) int {
+	for k := t.r + 1; k+3 <= t.w; k++ {
+		if t.buf[k] != unit {
+			continue
+		}
+		n, ours := frameLen(t.buf[k:k+3], unit, fc, want)
+		if !ours || k+n > t.w {
+			continue
+		}
+		if f := t.buf[k : k+n]; crc16(f[:n-2]) == uint16(f[n-2])|uint16(f[n-1])<<8 {
+			return k
+		}
+	}
+	return 0
 }
 
 // frameLen returns the length of the frame that the header h (unit, function, byte count or
