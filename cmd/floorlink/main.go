@@ -81,9 +81,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 
 func newRunCommand(stderr io.Writer) *cobra.Command {
 	var (
-		cfgPath  string
-		logLevel string
-		dataDir  string
+		cfgPath   string
+		logLevel  string
+		logFormat string
+		dataDir   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
@@ -97,7 +98,17 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageError{fmt.Errorf("--log-level: %w", err)}
 			}
-			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			hopts := &slog.HandlerOptions{Level: level}
+			var handler slog.Handler
+			switch logFormat {
+			case "text":
+				handler = slog.NewTextHandler(stderr, hopts)
+			case "json": // one object a line, for a log shipper
+				handler = slog.NewJSONHandler(stderr, hopts)
+			default:
+				return usageError{fmt.Errorf("--log-format %q: want text or json", logFormat)}
+			}
+			log := slog.New(handler)
 			slog.SetDefault(log)
 
 			cfg, err := loadLean(cfgPath)
@@ -118,6 +129,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text (key=value) or json, one record a line on stderr")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "directory of the buffer file (overrides gateway.data_dir)")
 	return cmd
 }
