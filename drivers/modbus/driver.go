@@ -133,6 +133,9 @@ type piece struct {
 	read
 	// what names the read in errors: `read holding registers 0-19 on device "press-1" (unit 1)`.
 	what string
+	// failed is set on the pieces of a split that failed when it was learned ("exception 2"):
+	// they are read alone, and never merged with others.
+	failed string
 }
 
 func newPiece(r read, dev *device) piece {

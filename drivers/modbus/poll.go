@@ -75,12 +75,12 @@ func (s *session) pollRead(g *group, p *planned) (outcome, string, error) {
 			p.learned = time.Now()
 			return s.readPieces(g, p)
 		}
-		pieces, out, reason, err := s.bisect(g, p.read, code)
+		pieces, out, reason, berr := s.bisect(g, p.read, code)
 		if out != outcomeOK {
-			return out, reason, err
+			return out, reason, berr
 		}
-		p.split, p.learned, p.faulty = pieces, time.Now(), false
-		s.fault(g.dev, p, fmt.Errorf("%s: %w; split into %s", p.what, errOf(code), describePieces(pieces, g)))
+		p.split, p.learned, p.faulty = mergePieces(pieces, g.dev), time.Now(), false
+		s.fault(g.dev, p, fmt.Errorf("%s: %w; split into %s", p.what, err, describePieces(p.split)))
 		return outcomeOK, "", nil
 	}
 	out, reason, err := s.settle(g, &p.piece, err)
@@ -105,15 +105,16 @@ func (s *session) readPieces(g *group, p *planned) (outcome, string, error) {
 		pc := &p.split[i]
 		err := s.exec(g.dev, &pc.read, g.batch.Samples)
 		if code, ok := isolatable(err); ok && len(pc.fields) > 1 {
-			sub, out, reason, err := s.bisect(g, pc.read, code)
+			sub, out, reason, berr := s.bisect(g, pc.read, code)
 			if out != outcomeOK {
 				markRest(g, p.split[i+1:], reason)
-				return out, reason, err
+				return out, reason, berr
 			}
+			sub = mergePieces(sub, g.dev)
 			p.split = slices.Concat(p.split[:i], sub, p.split[i+1:])
 			i += len(sub) - 1
 			if faultErr == nil {
-				faultErr = fmt.Errorf("%s: %w; split into %s", pc.what, errOf(code), describePieces(sub, g))
+				faultErr = fmt.Errorf("%s: %w; split into %s", pc.what, err, describePieces(sub))
 			}
 			continue
 		}
@@ -154,7 +155,9 @@ func markRest(g *group, rest []piece, reason string) {
 func (s *session) bisect(g *group, r read, code byte) ([]piece, outcome, string, error) {
 	if len(r.fields) == 1 || sameRange(r.fields) {
 		setBad(g.batch.Samples, r.fields, exceptionReason(code))
-		return []piece{newPiece(r, g.dev)}, outcomeOK, "", nil
+		pc := newPiece(r, g.dev)
+		pc.failed = exceptionReason(code)
+		return []piece{pc}, outcomeOK, "", nil
 	}
 	var out []piece
 	h := len(r.fields) / 2
@@ -170,6 +173,9 @@ func (s *session) bisect(g *group, r read, code byte) ([]piece, outcome, string,
 		} else {
 			pc := newPiece(sub, g.dev)
 			o, reason, err = s.settle(g, &pc, err)
+			if err != nil {
+				pc.failed = "failed"
+			}
 			out = append(out, pc)
 		}
 		if o != outcomeOK {
@@ -212,17 +218,39 @@ func subRead(r read, fields []field) read {
 	return out
 }
 
-// describePieces lists the pieces of a split for the fault event: the ranges read and the tags
-// that fail alone.
-func describePieces(pieces []piece, g *group) string {
+// mergePieces joins neighbouring pieces that read fine and whose registers touch or overlap:
+// bisection cut them apart only because a failing register was elsewhere in their parent, and
+// every register of the joined read was just read.
+func mergePieces(pieces []piece, dev *device) []piece {
+	out := pieces[:0:0]
+	for _, pc := range pieces {
+		if n := len(out); n > 0 && out[n-1].failed == "" && pc.failed == "" && int(pc.start) <= out[n-1].last()+1 {
+			prev := out[n-1].read
+			first, last := int(prev.start), max(prev.last(), pc.last())
+			fields := slices.Clone(prev.fields)
+			for _, f := range pc.fields {
+				f.off += pc.start - prev.start
+				fields = append(fields, f)
+			}
+			out[n-1] = newPiece(read{space: prev.space, start: uint16(first), count: uint16(last - first + 1), fields: fields}, dev)
+			continue
+		}
+		out = append(out, pc)
+	}
+	return out
+}
+
+// describePieces lists the pieces of a split for the fault event: the ranges read, and why
+// those that fail do.
+func describePieces(pieces []piece) string {
 	var b strings.Builder
 	for i, pc := range pieces {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "%d-%d", pc.start, pc.last())
-		if bad := g.batch.Samples[pc.fields[0].slot]; bad.Quality == drivers.QualityBad {
-			fmt.Fprintf(&b, " (%s)", bad.Reason)
+		if pc.failed != "" {
+			fmt.Fprintf(&b, " (%s)", pc.failed)
 		}
 	}
 	return b.String()
@@ -246,9 +274,6 @@ func isException(err error) bool {
 	var exc *modbus.ModbusError
 	return errors.As(err, &exc)
 }
-
-// errOf is the error of an exception code, as goburrow reports it.
-func errOf(code byte) error { return &modbus.ModbusError{ExceptionCode: code} }
 
 // settle applies the result err of reading pc: good samples are already in the batch; a
 // failure marks pc's tags Bad with its reason and updates the device's link. It returns the

@@ -346,6 +346,13 @@ func (r *recorder) Event(e drivers.Event) {
 	r.events = append(r.events, e)
 }
 
+// setOnBatch sets onBatch while the driver runs.
+func (r *recorder) setOnBatch(f func(b *drivers.Batch)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onBatch = f
+}
+
 func (r *recorder) snapshot() ([]drivers.Batch, []drivers.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -141,3 +141,30 @@ func TestDriver_Simulator_UnknownUnit(t *testing.T) {
 		t.Errorf("%d connections to the simulator, want 1", got)
 	}
 }
+
+// TestIssue5_Reconnect: plcsim drops every connection and refuses new ones for 30 s; the driver
+// reconnects within its backoff cap (1 s here) of the simulator's return, without a restart,
+// with one disconnected and one connected event.
+func TestIssue5_Reconnect(t *testing.T) {
+	t.Parallel()
+	sim := simtest.Start(t, simtest.Options{Manual: true})
+	dev := simDevice(sim.ModbusAddr(), 1)
+	dev.PollInterval = 100 * time.Millisecond
+	const maxBackoff = time.Second
+	r := startDriver(t, dev, Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: maxBackoff})
+	r.waitBatch(t, "good", allGood)
+
+	sim.SetRefuse(true)
+	sim.DropConnections()
+	r.waitBatch(t, "unreachable", allBad(reasonUnreachable))
+	<-time.After(30 * time.Second) // the outage itself, not a wait for a result
+	back := time.Now()
+	sim.SetRefuse(false)
+	b := r.waitBatch(t, "good again", allGood)
+	late := b.ReadTime.Sub(back)
+	t.Logf("first good poll %v after the simulator's return", late)
+	if late > maxBackoff+500*time.Millisecond {
+		t.Errorf("reconnected %v after the simulator came back, want within the %v backoff cap", late, maxBackoff)
+	}
+	r.waitEvents(t, drivers.EventConnected, drivers.EventDisconnected, drivers.EventConnected)
+}
