@@ -370,8 +370,9 @@ func (a *Agent) sessionBegun(n uint64) error {
 // Run runs the gateway until ctx ends, then shuts down in the order that loses nothing:
 //  1. stop the drivers (none waits on a device that does not answer);
 //  2. commit everything they produced into the buffer;
-//  3. let the publisher finish the window in flight, up to mqtt.shutdown_grace;
-//  4. close the buffer.
+//  3. let a connected publisher deliver what is stored, the drivers' last records included, up to
+//     mqtt.shutdown_grace, then finish its window and record the cursor;
+//  4. stop the buffer's writer and close the buffer.
 //
 // Run closes the buffer; an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
@@ -413,15 +414,36 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-ctx.Done()
 	start := time.Now()
 	drivers.Wait()
-	stopBuffer()
-	bufErr := <-bufDone
+	grace, cancel := context.WithTimeout(context.Background(), a.cfg.MQTT.ShutdownGrace)
+	defer cancel()
+	if err := a.buf.Flush(grace); err != nil {
+		a.log.Warn("flush the buffer at stop", "err", err)
+	}
+	a.deliverStored(grace)
 	stopPublisher()
 	pubErr := <-pubDone
+	stopBuffer()
+	bufErr := <-bufDone
 	stopHTTP()
 	a.log.Info("agent stopped", "took", time.Since(start).Round(time.Millisecond),
 		"records", a.counts.records.Load(), "dropped", a.counts.dropped.Load(),
 		"head", a.buf.Head(), "cursor", a.buf.Cursor())
 	return errors.Join(bufErr, pubErr)
+}
+
+// deliverStored lets a connected publisher send what is stored, including the drivers' last
+// records, until ctx (the shutdown grace) ends, so that a clean stop leaves no backlog behind. A
+// disconnected publisher has nothing to wait for: the records stay in the buffer.
+func (a *Agent) deliverStored(ctx context.Context) {
+	head := a.buf.Head()
+	for a.buf.Cursor() < head && a.pub.Stats().Connected {
+		select {
+		case <-ctx.Done():
+			a.log.Warn("stopping with records not yet delivered", "head", head, "cursor", a.buf.Cursor())
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // ready reports whether the gateway does its job: delivering, or buffering an outage with room
