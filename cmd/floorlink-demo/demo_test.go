@@ -60,7 +60,7 @@ func TestDemo_Headless(t *testing.T) {
 	p := startDemo(t, "-c", demoConfig, "--modbus", "127.0.0.1:0", "--broker", "127.0.0.1:0",
 		"--seed", strconv.Itoa(seed))
 
-	// The gateway line closes a refresh: once t=8s has one, eight refreshes are complete.
+	// The summary line closes a refresh: once t=8s has one, eight refreshes are complete.
 	waitFor(t, 20*time.Second, func() error {
 		if r := parseRefreshes(p.stdout.String()); len(r) == 0 || r[len(r)-1].t < 8 {
 			return fmt.Errorf("no complete refresh at t=8s yet; output so far:\n%s", p.stdout.String())
@@ -88,8 +88,8 @@ func TestDemo_Headless(t *testing.T) {
 	machines := []string{"m1", "m2", "m3"} // unit ids 1..3 in the demo config
 	var seen []observation
 	for _, r := range refreshes {
-		if r.gateway == nil || r.gateway["gateway"] != "gw-demo" {
-			t.Errorf("t=%ds: gateway line %v, want one for gw-demo", r.t, r.gateway)
+		if r.gateway == nil || r.gateway["gateway"] != "gw-demo" || r.gateway["site"] != "demo" {
+			t.Errorf("t=%ds: gateway line %v, want one for gw-demo of site demo", r.t, r.gateway)
 		}
 		for k, name := range machines {
 			m := r.machines[name]
@@ -97,7 +97,9 @@ func TestDemo_Headless(t *testing.T) {
 			case m == nil:
 				t.Errorf("t=%ds: no line for machine %s", r.t, name)
 				continue
-			case m["tick"] == "-":
+			case m["area"] != "assembly" || m["line"] != "line-1" || m["gateway"] != "gw-demo":
+				t.Errorf("t=%ds: machine %s placed at %s/%s of %s, want assembly/line-1 of gw-demo", r.t, name, m["area"], m["line"], m["gateway"])
+			case m["tick"] == "" || m["tick"] == "-":
 				// The first polls take a moment; after three seconds every machine must show.
 				if r.t >= 4 {
 					t.Errorf("t=%ds: machine %s has no telemetry: %v", r.t, name, m)
@@ -199,15 +201,16 @@ func checkAgainstModel(t *testing.T, seed int64, obs []observation) {
 			l.Step()
 		}
 		m := l.Snapshot(o.unit)
+		// The view prints every tag under its name, as published: the state as its number.
 		want := map[string]string{
-			"tick":        strconv.FormatUint(uint64(m.Tick), 10),
-			"state":       m.State.String(),
-			"parts":       strconv.FormatUint(uint64(m.PartsTotal), 10),
-			"good":        strconv.FormatUint(uint64(m.GoodTotal), 10),
-			"reject":      strconv.FormatUint(uint64(m.RejectTotal), 10),
-			"temperature": strconv.FormatFloat(float64(m.Temperature), 'g', -1, 32),
-			"pressure":    strconv.FormatFloat(float64(m.Pressure), 'g', -1, 32),
-			"spindle":     strconv.FormatInt(int64(m.SpindleSpeed), 10),
+			"tick":          strconv.FormatUint(uint64(m.Tick), 10),
+			"state":         strconv.FormatUint(uint64(m.State), 10),
+			"parts_total":   strconv.FormatUint(uint64(m.PartsTotal), 10),
+			"good_total":    strconv.FormatUint(uint64(m.GoodTotal), 10),
+			"reject_total":  strconv.FormatUint(uint64(m.RejectTotal), 10),
+			"temperature":   strconv.FormatFloat(float64(m.Temperature), 'g', -1, 32),
+			"pressure":      strconv.FormatFloat(float64(m.Pressure), 'g', -1, 32),
+			"spindle_speed": strconv.FormatInt(int64(m.SpindleSpeed), 10),
 		}
 		for k, w := range want {
 			got := o.fields[k]
@@ -242,7 +245,7 @@ func canonicalFloat32(s string) string {
 func changes(refreshes []refresh, name string) bool {
 	for i := 1; i < len(refreshes); i++ {
 		a, b := refreshes[i-1].machines[name], refreshes[i].machines[name]
-		if a == nil || b == nil || a["tick"] == "-" || b["tick"] == "-" {
+		if a == nil || b == nil || a["tick"] == "" || b["tick"] == "" {
 			continue
 		}
 		if a["tick"] != b["tick"] && a["temperature"] != b["temperature"] {
@@ -252,14 +255,15 @@ func changes(refreshes []refresh, name string) bool {
 	return false
 }
 
-// refresh is one complete refresh of the plain view: machine lines, then the gateway line.
+// refresh is one complete refresh of the plain view (package watch): the gateway line, the
+// device lines, then the summary line.
 type refresh struct {
 	t        int
 	machines map[string]map[string]string
 	gateway  map[string]string
 }
 
-// parseRefreshes returns the complete refreshes in out: those whose gateway line was printed.
+// parseRefreshes returns the complete refreshes in out: those whose summary line was printed.
 func parseRefreshes(out string) []refresh {
 	var rs []refresh
 	cur := refresh{t: -1}
@@ -279,10 +283,13 @@ func parseRefreshes(out string) []refresh {
 		if t != cur.t {
 			cur = refresh{t: t, machines: map[string]map[string]string{}}
 		}
-		if name, ok := kv["machine"]; ok {
-			cur.machines[name] = kv
-		} else if _, ok := kv["gateway"]; ok {
+		switch {
+		case kv["device"] != "":
+			cur.machines[kv["device"]] = kv
+		case kv["asset"] != "": // the demo's config has no asset
+		case kv["gateway"] != "":
 			cur.gateway = kv
+		case kv["messages"] != "":
 			rs = append(rs, cur)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/floorlink/floorlink/agent"
 	"github.com/floorlink/floorlink/agent/config"
 	"github.com/floorlink/floorlink/simulators/line"
+	"github.com/floorlink/floorlink/watch"
 )
 
 // options are the command line.
@@ -38,7 +39,8 @@ const LogFile = "demo.log"
 // so a longer grace buys nothing, and Ctrl-C must stop the whole demo within 2 s.
 const maxGrace = time.Second
 
-// telemetryFilter is what the view subscribes to: everything the agent publishes.
+// telemetryFilter is what the view subscribes to: everything the agent publishes (the watch
+// package's JSON decoder reads it).
 const telemetryFilter = "floorlink/#"
 
 // launch runs the demo until ctx ends or o.duration passes.
@@ -182,7 +184,7 @@ type demo struct {
 	sim    *simulator
 	broker *broker
 	agent  *agent.Agent
-	view   *view
+	view   *watch.Model
 }
 
 // start binds plcsim and the broker, points cfg at them, subscribes the view and builds the
@@ -217,22 +219,25 @@ func start(cfg *config.File, p plan, o options, dataDir, logPath string, log *sl
 		cfg.MQTT.ShutdownGrace = maxGrace
 	}
 
-	v := newView(viewConfig{
-		Gateway: cfg.Gateway.ID, Site: cfg.Gateway.Site, Area: cfg.Gateway.Area, Line: cfg.Gateway.Line,
-		Devices: deviceNames(cfg),
+	m := watch.New(watch.Options{
+		Title: "Floorlink demo",
 		Header: []string{
-			fmt.Sprintf("plcsim %s (seed %d, speed %g)   broker %s   config %s",
-				sim.Addr(), o.seed, o.speed, br.URL(), o.config),
+			fmt.Sprintf("plcsim %s (seed %d, speed %g)   config %s", sim.Addr(), o.seed, o.speed, o.config),
 			"log " + logPath,
 		},
 		Color: os.Getenv("NO_COLOR") == "", // https://no-color.org
-	}, time.Now())
+	})
+	for _, dc := range cfg.Devices {
+		m.Expect(watch.Expected{Site: cfg.Gateway.Site, Area: cmp.Or(dc.Area, cfg.Gateway.Area),
+			Line: cmp.Or(dc.Line, cfg.Gateway.Line), Gateway: cfg.Gateway.ID, Device: dc.Name})
+	}
 	// Subscribed before the agent exists, so the view sees its first status and telemetry.
 	if err := br.Subscribe(telemetryFilter, func(topic string, payload []byte) {
-		v.handle(topic, payload, time.Now())
+		m.Handle(topic, payload, time.Now())
 	}); err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", telemetryFilter, err)
 	}
+	m.SetConnection(br.URL(), "connected", nil)
 
 	a, err := agent.New(cfg, log.With("component", "agent"))
 	if err != nil {
@@ -243,7 +248,7 @@ func start(cfg *config.File, p plan, o options, dataDir, logPath string, log *sl
 	}
 	log.Info("demo started", "seed", o.seed, "speed", o.speed, "machines", p.machines,
 		"modbus_tcp", sim.Addr(), "broker", br.URL(), "data_dir", dataDir)
-	return &demo{sim: sim, broker: br, agent: a, view: v}, nil
+	return &demo{sim: sim, broker: br, agent: a, view: m}, nil
 }
 
 // run runs every part until ctx ends, duration passes (if not zero) or a part fails, then stops
@@ -276,7 +281,7 @@ func (d *demo) run(ctx context.Context, duration time.Duration, stdout io.Writer
 	defer stopView()
 	var view sync.WaitGroup
 	view.Go(func() {
-		if err := d.view.run(viewCtx, stdout, terminal); err != nil {
+		if err := d.view.Run(viewCtx, stdout, watch.RunOptions{Terminal: terminal, Size: watch.TerminalSize(stdout)}); err != nil {
 			failed <- err
 			stop()
 		}

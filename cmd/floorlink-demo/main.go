@@ -16,8 +16,9 @@
 // temporary directory unless --data-dir is given, so a demo never replays an old backlog. The
 // agent, the broker and plcsim log to demo.log in the data dir.
 //
-// In a terminal the view redraws in place once a second. Otherwise it prints plain key=value
-// lines, one per machine and one for the gateway at every refresh (view.go has the format).
+// The view is `floorlink watch`'s (package watch): in a terminal it redraws in place once a
+// second; otherwise it prints plain key=value lines at every refresh, one for the gateway, one
+// per device and a summary line (the watch package and docs/operations.md have the format).
 //
 // SIGINT or SIGTERM stops everything, the agent first, and exits 0; a second signal kills the
 // process at once. A bad command line or configuration exits 2, any other failure 1.
@@ -28,12 +29,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/floorlink/floorlink/watch"
 )
 
 func main() {
@@ -41,7 +43,7 @@ func main() {
 	// Once the first signal has started the shutdown, restore the default handling, so that a
 	// second Ctrl-C kills a demo that hangs.
 	context.AfterFunc(ctx, stop)
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, isTerminal(os.Stdout)))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, watch.IsTerminal(os.Stdout)))
 }
 
 // usageError marks errors that exit 2: a bad command line or configuration.
@@ -95,11 +97,4 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{fmt.Errorf("--duration %v: want 0 or more", o.duration)}
 	}
 	return o, nil
-}
-
-// isTerminal reports whether f is a character device, i.e. a terminal the view can redraw in
-// place. TERM=dumb terminals cannot move the cursor, so they get plain lines.
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&fs.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/floorlink/floorlink/agent/config"
 	"github.com/floorlink/floorlink/watch"
@@ -88,7 +86,7 @@ func newWatchCommand(stdout, stderr io.Writer) *cobra.Command {
 				return usageError{fmt.Errorf("watch: %w", err)}
 			}
 
-			terminal := !plain && isTerminal(stdout)
+			terminal := !plain && watch.IsTerminal(stdout)
 			filters := topics
 			if len(filters) == 0 {
 				filters = dec.Filters()
@@ -127,7 +125,7 @@ func newWatchCommand(stdout, stderr io.Writer) *cobra.Command {
 				subscribeErr = watch.Subscribe(ctx, opts, model)
 				cancel() // a broker that refuses us ends the view
 			})
-			runErr := model.Run(ctx, stdout, watch.RunOptions{Terminal: terminal, Size: terminalSize(stdout), Interval: interval})
+			runErr := model.Run(ctx, stdout, watch.RunOptions{Terminal: terminal, Size: watch.TerminalSize(stdout), Interval: interval})
 			cancel()
 			wg.Wait()
 			if terminal {
@@ -167,37 +165,4 @@ func decoder(format, template string) (watch.Decoder, error) {
 		return watch.NewJSON(template)
 	}
 	return nil, fmt.Errorf("format %q: the live view reads the JSON contract only, so far (want json)", format)
-}
-
-// isTerminal reports whether w is a terminal the view can redraw in place. TERM=dumb terminals
-// cannot move the cursor, so they get plain lines.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&fs.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
-}
-
-// terminalSize returns a function that reads w's terminal size before each frame, so that a
-// resized window gets frames that fit; nil when w is no file.
-func terminalSize(w io.Writer) func() (int, int) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	// Through SyscallConn, not Fd: Fd would put stdout into blocking mode.
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return func() (int, int) {
-		var ws *unix.Winsize
-		var werr error
-		if err := rc.Control(func(fd uintptr) { ws, werr = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ) }); err != nil || werr != nil || ws.Col == 0 {
-			return watch.DefaultWidth, 0
-		}
-		return int(ws.Col), int(ws.Row)
-	}
 }
