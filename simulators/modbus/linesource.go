@@ -36,7 +36,9 @@ const (
 	InputTemperatureX10 = 0 // int16, °C × 10 rounded
 	InputPressureX100   = 1 // uint16, bar × 100 rounded
 	InputTick           = 2 // uint32 ABCD, 2-3
-	InputSize           = 10
+	// InputSize is the size of the input table's first part: 4..9 read as 0. The layout block
+	// follows at LayoutFirst (layout.go); everything else is exception 2.
+	InputSize = 10
 
 	CoilRunning = 0
 	CoilDown    = 1
@@ -93,6 +95,10 @@ func (s *LineSource) Read(unit byte, t Table, addr uint16, dst []uint16) error {
 		}
 		return nil
 	case InputRegisters:
+		if int(addr) >= LayoutFirst && int(addr)+len(dst) <= LayoutFirst+LayoutSize {
+			readLayout(dst, addr, unit, m.Tick)
+			return nil
+		}
 		size = InputSize
 		encodeInput(&m, regs[:InputSize])
 	case Coils:

@@ -25,6 +25,8 @@ type fixture struct {
 	line *line.Line
 	srv  *simmodbus.Server
 	addr string
+	// rtuPath is the pty the same server serves Modbus RTU on, when started by startRTU.
+	rtuPath string
 }
 
 func start(t testing.TB, cfg line.Config, opts simmodbus.Options) *fixture {

@@ -23,6 +23,8 @@ type served struct {
 	addr, qty uint16 // 0 unless the PDU had a read request's length
 	exception Exception
 	values    []uint16 // scratch: valid until the next request on the connection
+	// silent: the unit does not answer (SetUnitSilent); nothing is sent or observed.
+	silent bool
 }
 
 // scratch is the per-connection memory of the PDU core, so that serving allocates nothing.
@@ -37,6 +39,10 @@ func (s *Server) respond(ctx context.Context, unit byte, pdu []byte, dst []byte,
 	sv := served{unit: unit}
 	if len(pdu) > 0 {
 		sv.fc = pdu[0]
+	}
+	if s.silent[unit].Load() {
+		sv.silent = true
+		return dst, sv, nil
 	}
 	if d := s.delay(unit); d > 0 {
 		t := time.NewTimer(d)
@@ -84,7 +90,8 @@ func exceptionOf(err error) Exception {
 // check validates a request in the order of the spec's state diagrams (v1.1b3, 6.1-6.4): function
 // code, then quantity and PDU length (exception 3), then address range (left to the Source,
 // exception 2). A gateway answers for a missing unit before looking at the function, and an
-// injected fault overrides everything.
+// injected unit fault overrides everything; an injected address range comes just before the
+// address check, as a PLC program that rejects some addresses would.
 func (s *Server) check(unit byte, pdu []byte, addr, qty uint16) Exception {
 	if e := s.injected(unit); e != 0 {
 		return e
@@ -112,7 +119,7 @@ func (s *Server) check(unit byte, pdu []byte, addr, qty uint16) Exception {
 	if int(addr)+int(qty) > 0x10000 {
 		return IllegalDataAddress
 	}
-	return 0
+	return s.addressException(unit, Table(pdu[0]), addr, qty)
 }
 
 // appendValues appends a read response PDU: function code, byte count, then registers big-endian

@@ -46,18 +46,24 @@ type Request struct {
 	At time.Time
 }
 
-// Server serves a Source over Modbus TCP. Its fault controls are safe to call at any time,
-// concurrently with serving; each takes effect for the requests answered after it returns.
+// Server serves a Source over Modbus TCP (Run) and Modbus RTU (RunRTU), from one PDU core and one
+// set of fault controls. Its fault controls are safe to call at any time, concurrently with
+// serving; each takes effect for the requests answered after it returns.
 type Server struct {
 	src       Source
 	log       *slog.Logger
 	onRequest func(Request)
 	now       func() time.Time
 
+	// Fault controls (faults.go): read on every request, so atomics rather than a lock.
 	refuse      atomic.Bool
 	allDelay    atomic.Int64       // time.Duration for every unit
 	unitDelay   [256]atomic.Int64  // time.Duration, overrides allDelay when non-zero
 	unitFailure [256]atomic.Uint32 // Exception to answer, 0 for none
+	silent      [256]atomic.Bool   // requests read and never answered
+	late        [256]atomic.Int64  // time.Duration: answers held back without blocking
+	addrFaults  atomic.Pointer[[]AddressException]
+	fragments   atomic.Pointer[Fragments] // nil: every answer in one write
 
 	mu   sync.Mutex
 	sets map[*connSet]struct{} // one per running Run; guarded by mu
@@ -82,53 +88,6 @@ func New(opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	return s, nil
-}
-
-// SetDelay delays the answer to every request by d (0 for none), unless SetUnitDelay set a delay
-// for its unit. A delayed connection answers nothing else meanwhile, as a single-threaded PLC.
-func (s *Server) SetDelay(d time.Duration) { s.allDelay.Store(int64(d)) }
-
-// SetUnitDelay delays the answers to requests for unit by d, overriding SetDelay; 0 removes the
-// override.
-func (s *Server) SetUnitDelay(unit byte, d time.Duration) { s.unitDelay[unit].Store(int64(d)) }
-
-// SetUnitException answers every request for unit with exception e; 0 restores normal answers.
-func (s *Server) SetUnitException(unit byte, e Exception) { s.unitFailure[unit].Store(uint32(e)) }
-
-// SetRefuse makes the server accept new connections and close them at once (on true), as a PLC
-// whose connection slots are full; current connections are served on.
-func (s *Server) SetRefuse(on bool) { s.refuse.Store(on) }
-
-// DropConnections closes every current connection now, including ones waiting out a delay, which
-// then answer nothing. New connections are accepted as usual.
-func (s *Server) DropConnections() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for cs := range s.sets {
-		cs.closeAll(false)
-	}
-}
-
-// Connections returns the number of connections being served.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for cs := range s.sets {
-		n += cs.len()
-	}
-	return n
-}
-
-func (s *Server) delay(unit byte) time.Duration {
-	if d := s.unitDelay[unit].Load(); d != 0 {
-		return time.Duration(d)
-	}
-	return time.Duration(s.allDelay.Load())
-}
-
-func (s *Server) injected(unit byte) Exception {
-	return Exception(s.unitFailure[unit].Load())
 }
 
 // Run accepts and serves connections on ln, one goroutine each, until ctx ends; then it closes ln

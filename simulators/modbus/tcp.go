@@ -2,11 +2,14 @@ package modbus
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -23,8 +26,16 @@ var errMalformed = errors.New("malformed mbap header")
 
 // serveTCP answers the MBAP frames read from rw, in order, until reading fails, the stream is
 // malformed or ctx ends. Frames may arrive split over reads or several in one read (a client may
-// pipeline requests); each is answered with one write, transaction and unit id echoed.
+// pipeline requests); each is answered with one write (or the pieces SetFragments asks for),
+// transaction and unit id echoed. Late answers (SetUnitLate) are written by goroutines of their
+// own into the same stream; serveTCP abandons and waits for them before it returns.
 func (s *Server) serveTCP(ctx context.Context, rw io.ReadWriter) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var late sync.WaitGroup
+	defer late.Wait()
+	defer cancel()
+	var wmu sync.Mutex // one answer at a time into rw, late ones included
+
 	br := bufio.NewReaderSize(rw, 1024)
 	var (
 		hdr [mbapHeaderLen]byte
@@ -39,6 +50,7 @@ func (s *Server) serveTCP(ctx context.Context, rw io.ReadWriter) error {
 			}
 			return fmt.Errorf("read mbap header: %w", err)
 		}
+		rx := time.Now()
 		proto := binary.BigEndian.Uint16(hdr[2:])
 		length := binary.BigEndian.Uint16(hdr[4:])
 		if proto != 0 {
@@ -61,18 +73,49 @@ func (s *Server) serveTCP(ctx context.Context, rw io.ReadWriter) error {
 		if err != nil {
 			return err
 		}
-		binary.BigEndian.PutUint16(out[4:], uint16(len(out)-6))
-		// Stamped before the write: once a client holds an answer, any request it sends next is
-		// stamped later, whichever connection carries it and whenever the observers run.
-		var at time.Time
-		if s.onRequest != nil {
-			at = s.now()
+		if sv.silent {
+			continue
 		}
-		if _, err := rw.Write(out); err != nil {
+		binary.BigEndian.PutUint16(out[4:], uint16(len(out)-6))
+		if d := s.lateBy(unit); d > 0 {
+			adu := bytes.Clone(out)
+			sv.values = slices.Clone(sv.values)
+			late.Go(func() {
+				if sleepUntil(ctx, rx.Add(d)) != nil {
+					return
+				}
+				wmu.Lock()
+				defer wmu.Unlock()
+				if at, err := s.writeTCP(ctx, rw, adu); err == nil {
+					s.observe(sv, at)
+				}
+			})
+			continue
+		}
+		wmu.Lock()
+		at, err := s.writeTCP(ctx, rw, out)
+		wmu.Unlock()
+		if err != nil {
 			return fmt.Errorf("write response: %w", err)
 		}
 		s.observe(sv, at)
 	}
+}
+
+// writeTCP writes one answer, whole or in the pieces SetFragments asks for. The time it returns is
+// stamped before the (last) write: once a client holds an answer, any request it sends next is
+// stamped later, whichever connection carries it and whenever the observers run.
+func (s *Server) writeTCP(ctx context.Context, w io.Writer, adu []byte) (time.Time, error) {
+	f := s.fragments.Load()
+	if f == nil {
+		var at time.Time
+		if s.onRequest != nil {
+			at = s.now()
+		}
+		_, err := w.Write(adu)
+		return at, err
+	}
+	return writePieces(ctx, w, adu, f, s.now)
 }
 
 // observe hands sv, answered at at, to the OnRequest observer with a copy of its values.
