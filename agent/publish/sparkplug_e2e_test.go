@@ -188,6 +188,30 @@ func waitAllN(t *testing.T, sub *mqtttest.Subscriber, n int) {
 	})
 }
 
+func waitNDEATH(t *testing.T, sub *mqtttest.Subscriber, after string) {
+	t.Helper()
+	sub.WaitFor(t, 10*time.Second, func(msgs []mqtttest.Message) error {
+		if count(spReceived(t, msgs), "NDEATH") == 0 {
+			return fmt.Errorf("no NDEATH after %s", after)
+		}
+		return nil
+	})
+}
+
+// finish waits for everything produced so far, stops producing, waits for the rest, stops the
+// publisher and checks the outage [from, to].
+func finish(t *testing.T, sub *mqtttest.Subscriber, pr *producer, stop func() error, from, to time.Time) {
+	t.Helper()
+	waitAllN(t, sub, pr.count())
+	pr.halt()
+	n := pr.count()
+	waitAllN(t, sub, n)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkGap(t, spReceived(t, sub.Messages()), pr, from, to, n)
+}
+
 func TestSparkplug_Mosquitto_HostOffline20s(t *testing.T) {
 	broker := mqtttest.StartBroker(t, mqtttest.BrokerOptions{})
 	sub := mqtttest.Subscribe(t, broker.URL(), "spBv1.0/"+spGroup+"/#")
@@ -207,23 +231,11 @@ func TestSparkplug_Mosquitto_HostOffline20s(t *testing.T) {
 
 	from := time.Now()
 	setHost(false)
-	sub.WaitFor(t, 10*time.Second, func(msgs []mqtttest.Message) error {
-		if count(spReceived(t, msgs), "NDEATH") == 0 {
-			return fmt.Errorf("no NDEATH after the host went offline")
-		}
-		return nil
-	})
+	waitNDEATH(t, sub, "the host went offline")
 	<-time.After(20 * time.Second) // the outage the issue asks for: the host stays away 20 s
 	to := time.Now()
 	setHost(true)
-	waitAllN(t, sub, pr.count())
-	pr.halt()
-	n := pr.count()
-	waitAllN(t, sub, n)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	checkGap(t, spReceived(t, sub.Messages()), pr, from, to, n)
+	finish(t, sub, pr, stop, from, to)
 }
 
 func TestSparkplug_Mosquitto_ProxyCut(t *testing.T) {
@@ -245,21 +257,9 @@ func TestSparkplug_Mosquitto_ProxyCut(t *testing.T) {
 	from := time.Now()
 	proxy.SetRefuse(true)
 	proxy.Cut()
-	sub.WaitFor(t, 10*time.Second, func(msgs []mqtttest.Message) error {
-		if count(spReceived(t, msgs), "NDEATH") == 0 {
-			return fmt.Errorf("no NDEATH (the Will) after the cut")
-		}
-		return nil
-	})
+	waitNDEATH(t, sub, "the cut (the Will)")
 	<-time.After(3 * time.Second) // records pile up while the link is down
 	to := time.Now()
 	proxy.SetRefuse(false)
-	waitAllN(t, sub, pr.count())
-	pr.halt()
-	n := pr.count()
-	waitAllN(t, sub, n)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	checkGap(t, spReceived(t, sub.Messages()), pr, from, to, n)
+	finish(t, sub, pr, stop, from, to)
 }

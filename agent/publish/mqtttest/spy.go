@@ -133,17 +133,7 @@ func (b *SpyBroker) Drop(clientID string) error {
 // after timeout.
 func (b *SpyBroker) WaitFor(t testing.TB, timeout time.Duration, fn func([]Event) error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn(b.Events())
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		<-time.After(10 * time.Millisecond)
-	}
+	poll(t, timeout, func() error { return fn(b.Events()) })
 }
 
 // Never checks for d that fn keeps returning nil, failing the test at its first error: proof

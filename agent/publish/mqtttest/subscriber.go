@@ -78,9 +78,16 @@ func (s *Subscriber) Len() int {
 // last error after timeout.
 func (s *Subscriber) WaitFor(t testing.TB, timeout time.Duration, fn func([]Message) error) {
 	t.Helper()
+	poll(t, timeout, func() error { return fn(s.Messages()) })
+}
+
+// poll calls fn every 20 ms until it returns nil, failing the test with fn's last error after
+// timeout.
+func poll(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		err := fn(s.Messages())
+		err := fn()
 		if err == nil {
 			return
 		}
