@@ -1,10 +1,15 @@
 // Package simtest starts plcsim inside a test: a line model paced in real time (or stepped by
-// hand), served over Modbus TCP on 127.0.0.1:0, with every tick's snapshot kept so that a test can
-// compare what it received with what the line was at that tick.
+// hand), served over Modbus TCP on 127.0.0.1:0 and, with Options.RTU, over Modbus RTU on a
+// pseudo-terminal, with every tick's snapshot kept so that a test can compare what it received
+// with what the line was at that tick. Fault controls (delays, late answers, silent units,
+// exceptions by unit or address range, fragmented answers, dropped and refused connections) act on
+// both framings at once.
 //
 // Tests outside simulators/ may import only simtest (DESIGN.md's import table), so it re-exports
 // the names they need from simulators/line and simulators/modbus as aliases: LineConfig, Machine,
-// State and its values, Request, Exception and its codes, HoldingExtra.
+// State and its values, Request, Exception and its codes, HoldingExtra, the layout block (Layouts,
+// Layout, DataType, ByteOrder and their values), RTUOptions and Parity, AddressException, Table,
+// Fragments.
 //
 // Caveats: the history of ticks lives in memory, Options.History ticks at most (a million by
 // default, about 150 MB for three machines once full); tests run minutes, not days.
@@ -37,7 +42,83 @@ type (
 	Request = simmodbus.Request
 	// Exception is a Modbus exception code; see simmodbus.Exception.
 	Exception = simmodbus.Exception
+	// Table is one of the four Modbus data tables; see simmodbus.Table.
+	Table = simmodbus.Table
+	// AddressException injects an exception for reads covering a range; see
+	// simmodbus.AddressException.
+	AddressException = simmodbus.AddressException
+	// Fragments splits answers into pieces with pauses; see simmodbus.Fragments.
+	Fragments = simmodbus.Fragments
+	// RTUOptions describe the RTU line (baud, parity, stop bits, pacing); see
+	// simmodbus.RTUOptions. RTUOptions.WireTime gives the pacing's lower bound.
+	RTUOptions = simmodbus.RTUOptions
+	// Parity of the RTU line; see simmodbus.Parity.
+	Parity = simmodbus.Parity
+	// Layout is one value of the layout block; see simmodbus.Layout.
+	Layout = simmodbus.Layout
+	// DataType is how a layout value is read; see simmodbus.DataType.
+	DataType = simmodbus.DataType
+	// ByteOrder is a layout value's byte order; see simmodbus.ByteOrder.
+	ByteOrder = simmodbus.ByteOrder
 )
+
+// The Modbus data tables.
+const (
+	Coils            = simmodbus.Coils
+	DiscreteInputs   = simmodbus.DiscreteInputs
+	HoldingRegisters = simmodbus.HoldingRegisters
+	InputRegisters   = simmodbus.InputRegisters
+)
+
+// RTU parities.
+const (
+	ParityNone = simmodbus.ParityNone
+	ParityEven = simmodbus.ParityEven
+	ParityOdd  = simmodbus.ParityOdd
+)
+
+// The layout block: every machine serves these values in input registers LayoutFirst to
+// LayoutFirst+LayoutSize-1 (simulators/README.md has the table).
+const (
+	LayoutFirst = simmodbus.LayoutFirst
+	LayoutSize  = simmodbus.LayoutSize
+)
+
+// Data types of the layout block.
+const (
+	Int16   = simmodbus.Int16
+	Uint16  = simmodbus.Uint16
+	Int32   = simmodbus.Int32
+	Uint32  = simmodbus.Uint32
+	Int64   = simmodbus.Int64
+	Uint64  = simmodbus.Uint64
+	Float32 = simmodbus.Float32
+	Float64 = simmodbus.Float64
+	String  = simmodbus.String
+	BCD16   = simmodbus.BCD16
+	BCD32   = simmodbus.BCD32
+	Bit     = simmodbus.Bit
+)
+
+// Byte orders of the layout block.
+const (
+	ABCD = simmodbus.ABCD
+	CDAB = simmodbus.CDAB
+	BADC = simmodbus.BADC
+	DCBA = simmodbus.DCBA
+	AB   = simmodbus.AB
+	BA   = simmodbus.BA
+)
+
+// Layouts returns the layout block's values, ordered by address; each Layout's ValueAt gives the
+// value served by a unit at a tick (constants, unit id, tick and counters). The slice is a copy.
+func Layouts() []Layout { return simmodbus.Layouts() }
+
+// Counter16 and Counter32 are the layout block's fast counters at tick (ValueAt uses them).
+func Counter16(tick uint32) uint16 { return simmodbus.Counter16(tick) }
+
+// Counter32 is the layout block's 32-bit counter at tick; see Counter16.
+func Counter32(tick uint32) uint32 { return simmodbus.Counter32(tick) }
 
 // Machine states, as served in holding register 0.
 const (
@@ -56,11 +137,12 @@ const HoldingExtra = simmodbus.HoldingExtra
 
 // Modbus exception codes.
 const (
-	IllegalFunction     = simmodbus.IllegalFunction
-	IllegalDataAddress  = simmodbus.IllegalDataAddress
-	IllegalDataValue    = simmodbus.IllegalDataValue
-	ServerDeviceFailure = simmodbus.ServerDeviceFailure
-	GatewayTargetFailed = simmodbus.GatewayTargetFailed
+	IllegalFunction        = simmodbus.IllegalFunction
+	IllegalDataAddress     = simmodbus.IllegalDataAddress
+	IllegalDataValue       = simmodbus.IllegalDataValue
+	ServerDeviceFailure    = simmodbus.ServerDeviceFailure
+	GatewayPathUnavailable = simmodbus.GatewayPathUnavailable
+	GatewayTargetFailed    = simmodbus.GatewayTargetFailed
 )
 
 // Options configure Start. The zero value is the default three-machine line, seed 0, paced at
@@ -75,8 +157,16 @@ type Options struct {
 	// History is how many ticks Snapshot remembers, and how many reads TickReads keeps per
 	// machine; the oldest go first. Zero means 1<<20.
 	History int
-	// OnRequest, when set, also observes every answered Modbus request (see simmodbus.Options).
+	// OnRequest, when set, also observes every answered Modbus request, TCP and RTU (see
+	// simmodbus.Options).
 	OnRequest func(Request)
+	// RTU also serves the line over Modbus RTU on a pseudo-terminal, Sim.RTUPath, which clients
+	// open as a serial port; machines are the units of one RS-485 bus.
+	RTU bool
+	// Serial is the RTU line: baud rate, parity and stop bits for the pacing (a pty carries bytes
+	// at any speed; answers are written no faster than a real line would carry them), or
+	// NoPacing. The zero value is 115200 8N1, paced.
+	Serial RTUOptions
 }
 
 // TickRead is one value of the tick (holding registers 1-2) that the server sent.
@@ -88,6 +178,7 @@ type TickRead struct {
 // Sim is a running simulator. Its methods are safe for concurrent use.
 type Sim struct {
 	addr  string
+	tty   string // the RTU pty's path, "" without Options.RTU
 	n     int
 	pacer *pace.Pacer
 	srv   *simmodbus.Server
@@ -140,14 +231,31 @@ func Start(t testing.TB, opts Options) *Sim {
 	}
 	s.addr = ln.Addr().String()
 
+	var pty *simmodbus.PTY
+	if opts.RTU {
+		if pty, err = simmodbus.OpenPTY(opts.Serial); err != nil {
+			ln.Close()
+			t.Fatalf("simtest: %v", err)
+		}
+		s.tty = pty.Path()
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	var g errgroup.Group
 	g.Go(func() error { return s.pacer.Run(ctx) })
 	g.Go(func() error { return s.srv.Run(ctx, ln) })
+	if pty != nil {
+		g.Go(func() error { return s.srv.RunRTU(ctx, pty.Port(), opts.Serial) })
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := g.Wait(); err != nil {
 			t.Errorf("simtest: %v", err)
+		}
+		if pty != nil {
+			if err := pty.Close(); err != nil {
+				t.Errorf("simtest: %v", err)
+			}
 		}
 	})
 	return s
@@ -155,6 +263,12 @@ func Start(t testing.TB, opts Options) *Sim {
 
 // ModbusAddr returns the Modbus TCP server's address, 127.0.0.1:port.
 func (s *Sim) ModbusAddr() string { return s.addr }
+
+// RTUPath returns the path of the pseudo-terminal serving Modbus RTU (/dev/pts/N), "" without
+// Options.RTU. Clients open it as a serial port, at any settings; the Sim keeps it open too, so
+// bytes written while no client holds it (a late answer after the client closed) wait for the
+// next client, which should flush its input first, as on a real line.
+func (s *Sim) RTUPath() string { return s.tty }
 
 // Machines returns the number of machines, which are unit ids 1..Machines().
 func (s *Sim) Machines() int { return s.n }
@@ -213,13 +327,32 @@ func (s *Sim) SetUnitDelay(unit byte, d time.Duration) { s.srv.SetUnitDelay(unit
 // SetUnitException answers every Modbus request for unit with e; 0 restores normal answers.
 func (s *Sim) SetUnitException(unit byte, e Exception) { s.srv.SetUnitException(unit, e) }
 
-// SetRefuse makes the Modbus server close new connections at once (true) or accept them again.
+// SetUnitSilent makes unit stop answering (true), on TCP and RTU: requests are read and dropped,
+// the connection stays open; false makes it answer again.
+func (s *Sim) SetUnitSilent(unit byte, on bool) { s.srv.SetUnitSilent(unit, on) }
+
+// SetUnitLate holds back every answer for unit by d after its request arrived (0 for none),
+// without holding up other requests: the answer is written late into the same stream (the same TCP
+// connection with its transaction id, the same RTU line), where a client that timed out finds it
+// in front of its next answer.
+func (s *Sim) SetUnitLate(unit byte, d time.Duration) { s.srv.SetUnitLate(unit, d) }
+
+// SetAddressExceptions replaces the injected address-range exceptions (none clears them): a read
+// covering any address of a range answers its code, reads around it are served.
+func (s *Sim) SetAddressExceptions(list ...AddressException) { s.srv.SetAddressExceptions(list...) }
+
+// SetFragments writes every answer, TCP and RTU, in pieces with pauses between them (e.g.
+// Fragments{Gap: 20 * time.Millisecond}: three pieces); the zero Fragments restores whole writes.
+func (s *Sim) SetFragments(f Fragments) { s.srv.SetFragments(f) }
+
+// SetRefuse makes the Modbus TCP server close new connections at once (true) or accept them
+// again.
 func (s *Sim) SetRefuse(on bool) { s.srv.SetRefuse(on) }
 
-// DropConnections closes every current Modbus connection now.
+// DropConnections closes every current Modbus TCP connection now.
 func (s *Sim) DropConnections() { s.srv.DropConnections() }
 
-// ModbusConnections returns the number of Modbus connections being served.
+// ModbusConnections returns the number of Modbus TCP connections being served.
 func (s *Sim) ModbusConnections() int { return s.srv.Connections() }
 
 // observe records the ticks a response carried, then calls the user's observer.
