@@ -152,10 +152,10 @@ func TestPlan(t *testing.T) {
 		{"span over 125: fewer registers", []pt{{"hr:0", u16, 0}, {"hr:100", u16, 0}, {"hr:110", u16, 0}, {"hr:126", u16, 0}},
 			limits{maxRegisters: 125, maxBits: 2000, maxGap: 100},
 			[]pr{"hr:0+1 [0]", "hr:100+27 [1 2 3]"}},
-		// Greedy packing would need three reads: 0-9, 10-19 (the string), 20.
-		{"greedy is not minimal", []pt{{"hr:0", u16, 0}, {"hr:1", str, 10}, {"hr:11", u16, 0}},
-			limits{maxRegisters: 10, maxBits: 2000, maxGap: 16},
-			[]pr{"hr:0+1 [0]", "hr:1+10 [1]", "hr:11+1 [2]"}},
+		// Greedy packing would read 0-4 and 3-9 (12 registers); the float fits in the string's.
+		{"greedy reads more", []pt{{"hr:0", u16, 0}, {"hr:3", f32, 0}, {"hr:3", str, 7}},
+			limits{maxRegisters: 7, maxBits: 2000, maxGap: 2},
+			[]pr{"hr:0+1 [0]", "hr:3+7 [1 2]"}},
 		{"overlapping 32-bit", []pt{{"hr:0", f32, 0}, {"hr:1", f32, 0}, {"hr:1", u16, 0}}, noGap, []pr{"hr:0+3 [0 2 1]"}},
 		{"same register twice", []pt{{"hr:5", u16, 0}, {"hr:5", typeInt16, 0}}, noGap, []pr{"hr:5+1 [0 1]"}},
 		{"bits of one register", []pt{{"40001.0", bit, 0}, {"40001.15", bit, 0}, {"hr:0.3", bit, 0}, {"hr:0", u16, 0}}, noGap, []pr{"hr:0+1 [0 1 2 3]"}},
