@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # The three gateway targets: os/arch[/arm version].
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
 
-.PHONY: deps test vet build bench demo clean
+.PHONY: deps test vet build bench demo generate clean
 
 deps:
 	./scripts/deps.sh
@@ -33,6 +33,10 @@ build:
 				-o dist/$$cmd-$$suffix ./cmd/$$cmd || exit 1; \
 		done; \
 	done
+
+# Regenerates committed generated code (Sparkplug B protobuf); CI needs no protoc.
+generate:
+	./scripts/generate.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -23,16 +23,19 @@ var allowedImports = []struct {
 	may   []string
 	notes string
 }{
-	{"cmd/floorlink", []string{"agent/...", "drivers/...", "buffer", "verify"}, "thin main and its commands"},
+	{"cmd/floorlink", []string{"agent/...", "drivers/...", "buffer", "verify", "watch"}, "thin main and its commands"},
 	{"cmd/floorlink/...", []string{"agent/...", "drivers/...", "buffer", "verify"}, "tests that run the built binaries"},
 	{"cmd/plcsim", []string{"simulators/..."}, "thin main"},
-	{"cmd/floorlink-demo", []string{"agent", "agent/config", "simulators/..."}, "dev launcher, never shipped: plcsim, an embedded broker and the agent in one process"},
+	{"cmd/floorlink-demo", []string{"agent", "agent/config", "simulators/...", "watch"}, "dev launcher, never shipped: plcsim, an embedded broker and the agent in one process"},
 	{"agent", []string{"agent/...", "drivers/...", "buffer"}, "wiring: everything below"},
 	{"agent/config", nil, "describes the file, not the parts"},
 	{"agent/record", nil, "leaf vocabulary"},
 	{"drivers", nil, "leaf vocabulary"},
 	{"agent/kpi", []string{"drivers", "agent/record"}, "pure engine"},
-	{"agent/publish", []string{"agent/record"}, "reads the buffer through its own interface"},
+	{"agent/publish", []string{"agent/record", "agent/publish/sparkplugpb"}, "reads the buffer through its own interface"},
+	{"agent/publish/sparkplugpb", nil, "generated Sparkplug B protobuf code"},
+	{"agent/statuspage", nil, "the embedded status page"},
+	{"watch", nil, "live view of the MQTT contract; imports nothing of ours"},
 	{"agent/publish/mqtttest", nil, "test helper"},
 	{"drivers/modbus", []string{"drivers"}, "one protocol"},
 	{"drivers/opcua", []string{"drivers"}, "one protocol"},

@@ -59,4 +59,17 @@ if ! cmp -s "$src/package-lock.json" "$dst/installed-lock.json" || [ ! -f "$dst/
 	(cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 	cp "$src/package-lock.json" "$dst/installed-lock.json"
 fi
+# npm sparkplug-payload, the independent Sparkplug B decoder of agent/publish's tests, the same
+# way into .deps/sparkplug from scripts/sparkplug's lock.
+src="$root/scripts/sparkplug"
+dst="$root/.deps/sparkplug"
+if ! cmp -s "$src/package-lock.json" "$dst/installed-lock.json" || [ ! -f "$dst/node_modules/sparkplug-payload/package.json" ]; then
+	command -v npm >/dev/null || { echo "deps: npm not found: install Node.js 20 or later with npm" >&2; exit 1; }
+	echo "deps: installing npm packages of scripts/sparkplug into .deps/sparkplug"
+	mkdir -p "$dst"
+	rm -f "$dst/installed-lock.json"
+	cp "$src/package.json" "$src/package-lock.json" "$dst/"
+	(cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+	cp "$src/package-lock.json" "$dst/installed-lock.json"
+fi
 echo "deps: ok"
