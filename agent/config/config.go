@@ -76,6 +76,15 @@ type MQTT struct {
 	// TLS configures encrypted connections to ssl://, tls:// and mqtts:// brokers; nil uses
 	// the system's roots.
 	TLS *TLS `yaml:"tls" json:"tls"`
+	// GroupID, EdgeNodeID and PrimaryHostID place the gateway in Sparkplug B (format:
+	// sparkplug): the group, the edge node (default: the gateway id) and the primary host whose
+	// STATE it waits for (none: publish whenever connected).
+	GroupID       string `yaml:"group_id" json:"group_id"`
+	EdgeNodeID    string `yaml:"edge_node_id" json:"edge_node_id"`
+	PrimaryHostID string `yaml:"primary_host_id" json:"primary_host_id"`
+	// HoldBack is how long Sparkplug data stays replayable after the broker confirmed it: at
+	// least 1.5 times the host's keep-alive.
+	HoldBack time.Duration `yaml:"hold_back" json:"hold_back"`
 }
 
 // TLS is the broker connection's TLS setting. Paths are absolute once parsed.

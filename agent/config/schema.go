@@ -175,13 +175,11 @@ func (d *decoder) mqtt(q *MQTT, m *mapping, g *Gateway) {
 	d.password(q, m)
 
 	if s, ok := m.strScalar("format"); ok {
-		switch lower := strings.ToLower(s.text); {
-		case s.text == "json":
+		switch s.text {
+		case "json", "sparkplug":
 			q.Format = s.text
-		case strings.HasPrefix(lower, "sparkplug") || lower == "spbv1.0":
-			m.bad("format", "sparkplug is not supported yet (a later release adds it; want json)")
 		default:
-			m.bad("format", "unknown format %s (want json)", s.what())
+			m.bad("format", "unknown format %s (want json or sparkplug)", s.what())
 		}
 	}
 	if s, ok := m.strScalar("topic_template"); ok {
@@ -220,6 +218,21 @@ func (d *decoder) mqtt(q *MQTT, m *mapping, g *Gateway) {
 			m.bad("max_message_bytes", "want 1KiB to 256MiB, got %s", s.what())
 		default:
 			q.MaxMessageBytes = v
+		}
+	}
+	for key, dst := range map[string]*string{"group_id": &q.GroupID, "edge_node_id": &q.EdgeNodeID, "primary_host_id": &q.PrimaryHostID} {
+		// "" is none, as a written-out File has it.
+		if s, ok := m.strScalar(key); ok && s.text != "" && m.isLevel(key, s) {
+			*dst = s.text
+		}
+	}
+	m.duration("hold_back", &q.HoldBack, "want more than 0", positive)
+	if q.Format == "sparkplug" {
+		if q.GroupID == "" && !m.failed("group_id") {
+			m.bad("group_id", "required with format: sparkplug (the Sparkplug group id)")
+		}
+		if q.EdgeNodeID == "" {
+			q.EdgeNodeID = g.ID
 		}
 	}
 	if t := m.sub("tls", childKeys("mqtt.tls")); t.present {
