@@ -50,7 +50,7 @@ func TestParse_Minimal(t *testing.T) {
 			TopicTemplate: "floorlink/v1/{site}/{area}/{line}/{source}/{kind}", MaxInflight: 64,
 			KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second, ReconnectMin: time.Second,
 			ReconnectMax: 30 * time.Second, ShutdownGrace: 5 * time.Second, StatsInterval: 10 * time.Second,
-			MaxDrainRate: 1000, MaxMessageBytes: 256 << 10,
+			MaxDrainRate: 1000, MaxMessageBytes: 256 << 10, HoldBack: 45 * time.Second,
 		},
 		Buffer: Buffer{MaxBytes: 512 << 20, MaxAge: 168 * time.Hour, Sync: "always", CommitInterval: 0},
 		Devices: []Device{{
