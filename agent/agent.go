@@ -165,6 +165,13 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		buf.Close()
 		return nil, err
 	}
+	if cfg.MQTT.Format == "sparkplug" {
+		opts.Format = publish.FormatSparkplug
+		if opts.Sparkplug, err = a.sparkplugOptions(cfg); err != nil {
+			buf.Close()
+			return nil, err
+		}
+	}
 	opts.SessionBegun = a.sessionBegun
 	opts.OnDeadLetter = a.deadLetter
 	opts.StatsPayload = a.appendStats
@@ -398,6 +405,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		for _, d := range c.devices {
 			s := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
 			s.status = d.status
+			if a.cfg.MQTT.Format == "sparkplug" {
+				s.onEvent = a.deviceEvent
+			}
 			sink[d.dev.Name] = s
 		}
 		drivers.Add(1)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -56,9 +57,10 @@ type deviceSink struct {
 	last   []lastSent  // per tag: what was last published
 	full   bool        // publish every tag in the next batch (after connect)
 
-	status    *deviceStatus  // nil in tests that do not look at it
-	allFields []record.Field // every sample of the batch, for the status
-	allIdx    []int          // their tag indexes
+	status    *deviceStatus       // nil in tests that do not look at it
+	onEvent   func(drivers.Event) // after the event's record is stored; nil: none
+	allFields []record.Field      // every sample of the batch, for the status
+	allIdx    []int               // their tag indexes
 
 	rec      record.Record
 	buf      []byte
@@ -181,6 +183,9 @@ func (s *deviceSink) Event(e drivers.Event) {
 		s.rec.Fields = append(s.rec.Fields, record.StringField("error", e.Err.Error()))
 	}
 	s.store()
+	if s.onEvent != nil {
+		s.onEvent(e)
+	}
 }
 
 func (s *deviceSink) store() {
@@ -278,7 +283,8 @@ func enumField(tag *drivers.Tag, v drivers.Value, f record.Field) (record.Field,
 		f.Kind, f.Str = record.String, name
 		return f, true
 	}
-	f.Kind, f.Bits = record.Int, uint64(n)
+	// The number goes out as text, so that the tag keeps one type (Sparkplug declares it once).
+	f.Kind, f.Str = record.String, strconv.FormatInt(n, 10)
 	f.Quality, f.Reason = record.Uncertain, "not in enum"
 	return f, true
 }

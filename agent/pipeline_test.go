@@ -55,7 +55,7 @@ func TestToField(t *testing.T) {
 		{"enum", drivers.Tag{Name: "a", Enum: map[int64]string{1: "running", 4: "down"}}, drivers.Sample{Value: drivers.UintValue(4)},
 			record.StringField("a", "down")},
 		{"enum miss", drivers.Tag{Name: "a", Enum: map[int64]string{1: "running"}}, drivers.Sample{Value: drivers.IntValue(9)},
-			record.Field{Name: "a", Kind: record.Int, Bits: 9, Quality: record.Uncertain, Reason: "not in enum"}},
+			record.Field{Name: "a", Kind: record.String, Str: "9", Quality: record.Uncertain, Reason: "not in enum"}},
 		{"enum bool", drivers.Tag{Name: "a", Enum: map[int64]string{0: "open", 1: "closed"}}, drivers.Sample{Value: drivers.BoolValue(true)},
 			record.StringField("a", "closed")},
 	}

@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"github.com/floorlink/floorlink/agent/config"
+	"github.com/floorlink/floorlink/agent/publish"
+	"github.com/floorlink/floorlink/agent/record"
+	"github.com/floorlink/floorlink/drivers"
+)
+
+// stateBdSeq is the buffer state key of the Sparkplug bdSeq of the next CONNECT (one byte).
+const stateBdSeq = "sparkplug_bdseq"
+
+// sparkplugOptions describes the edge node's devices and metrics to the publisher: one Sparkplug
+// device per configured device, its tags as metrics with the datatype the pipeline publishes
+// (scaled tags are doubles, enum tags strings), plus the fields of its event records.
+func (a *Agent) sparkplugOptions(cfg *config.File) (publish.SparkplugOptions, error) {
+	o := publish.SparkplugOptions{
+		GroupID: cfg.MQTT.GroupID, EdgeNodeID: cfg.MQTT.EdgeNodeID, PrimaryHostID: cfg.MQTT.PrimaryHostID,
+		HoldBack: cfg.MQTT.HoldBack, OnBdSeq: a.saveBdSeq, Current: a.currentValues,
+		NodeMetrics: []publish.Metric{
+			{Name: "Event/event", Type: publish.TypeString}, {Name: "Event/error", Type: publish.TypeString},
+			{Name: "Event/reason", Type: publish.TypeString},
+			{Name: "Event/first_seq", Type: publish.TypeUInt64}, {Name: "Event/last_seq", Type: publish.TypeUInt64},
+			{Name: "Event/count", Type: publish.TypeUInt64},
+			{Name: "Event/jump_seconds", Type: publish.TypeDouble}, {Name: "Event/wall_seconds", Type: publish.TypeDouble},
+			{Name: "Event/monotonic_seconds", Type: publish.TypeDouble},
+		},
+	}
+	if b, err := a.buf.State(stateBdSeq); err != nil {
+		return o, err
+	} else if len(b) == 1 {
+		o.BdSeq = b[0]
+	}
+	for _, d := range a.devices {
+		sd := publish.SparkplugDevice{Source: d.dev.Name}
+		for _, t := range d.dev.Tags {
+			sd.Metrics = append(sd.Metrics, publish.Metric{Name: t.Name, Type: sparkplugType(&t)})
+		}
+		sd.Metrics = append(sd.Metrics, publish.Metric{Name: "Event/event", Type: publish.TypeString},
+			publish.Metric{Name: "Event/error", Type: publish.TypeString})
+		o.Devices = append(o.Devices, sd)
+	}
+	return o, nil
+}
+
+// sparkplugType is the datatype of the values the pipeline publishes for a tag.
+func sparkplugType(t *drivers.Tag) publish.DataType {
+	switch {
+	case t.Enum != nil:
+		return publish.TypeString
+	case (t.Scale != 0 && t.Scale != 1) || t.Offset != 0:
+		return publish.TypeDouble
+	}
+	switch t.Type {
+	case drivers.TypeBool:
+		return publish.TypeBoolean
+	case drivers.TypeInt16:
+		return publish.TypeInt16
+	case drivers.TypeUint16, drivers.TypeBCD16:
+		return publish.TypeUInt16
+	case drivers.TypeInt32:
+		return publish.TypeInt32
+	case drivers.TypeUint32, drivers.TypeBCD32:
+		return publish.TypeUInt32
+	case drivers.TypeInt64:
+		return publish.TypeInt64
+	case drivers.TypeUint64:
+		return publish.TypeUInt64
+	case drivers.TypeFloat32:
+		return publish.TypeFloat
+	case drivers.TypeFloat64:
+		return publish.TypeDouble
+	case drivers.TypeString:
+		return publish.TypeString
+	}
+	return publish.TypeDouble
+}
+
+func (a *Agent) saveBdSeq(next uint8) error { return a.buf.SetState(stateBdSeq, []byte{next}) }
+
+// currentValues gives a birth the last values of a device's tags, from its status.
+func (a *Agent) currentValues(source string, asset bool) []record.Field {
+	if asset || source == "" {
+		return nil
+	}
+	for _, d := range a.devices {
+		if d.dev.Name != source {
+			continue
+		}
+		s := d.status
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []record.Field
+		for _, t := range s.tags {
+			if t.ok {
+				out = append(out, t.field)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// deviceEvent tells a Sparkplug publisher about a device's connectivity, after the event's
+// record is stored: a lost device gets its DDEATH once the records before it are sent.
+func (a *Agent) deviceEvent(e drivers.Event) {
+	switch e.Kind {
+	case drivers.EventDisconnected:
+		a.pub.DeviceLost(e.Device)
+	case drivers.EventConnected:
+		a.pub.DeviceFound(e.Device)
+	}
+}
