@@ -79,9 +79,9 @@
 //     theirs.
 //
 // RTU has no transaction id: a late answer is recognised as such only while it could still be
-// explained by a request that timed out (within twice that request's timeout and wire time);
-// an answer later than that, of the same shape as a later request's, is indistinguishable from
-// it on the wire. goburrow's client checks a reply's byte count against the frame but not
+// explained by a request that timed out (for that request's timeout and wire time again, at
+// least one second more); an answer later than that, of the same shape as a later request's,
+// is indistinguishable from it on the wire. goburrow's client checks a reply's byte count against the frame but not
 // against the quantity requested; the decoder checks it, and a mismatch marks the read's tags
 // Bad ("malformed reply") and, on TCP, closes the connection. goburrow also rejects a reply whose
 // unit id differs from the request's: some gateways do that, and such a device shows as a

@@ -119,7 +119,7 @@ func (r *running) waitEvents(t *testing.T, want ...drivers.EventKind) []drivers.
 func tcpDevice(addr string, tags ...drivers.Tag) drivers.Device {
 	return drivers.Device{
 		Name: "press-1", Protocol: "modbus-tcp", Address: addr, UnitID: 1,
-		PollInterval: 20 * time.Millisecond, Timeout: time.Second, Tags: tags,
+		PollInterval: 20 * time.Millisecond, Timeout: 5 * time.Second, Tags: tags,
 	}
 }
 

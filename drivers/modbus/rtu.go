@@ -28,6 +28,9 @@ const (
 	// slices to honour its own per-request deadline and cancellation; it costs one wake-up per
 	// millisecond while a reply is awaited, and nothing while the line delivers.
 	rtuPollSlice = time.Millisecond
+	// rtuLateSlack is the least time after its deadline that an answer to a request that timed
+	// out is still told apart from the answers of later requests (see rtuTransport).
+	rtuLateSlack = time.Second
 )
 
 // openFunc opens a serial port; goburrow/serial's Open in production, a fake in tests. Read on
@@ -83,10 +86,12 @@ type staleReq struct {
 //     late answer), and slides over bytes that start no plausible frame (line noise);
 //   - after a timeout or a garbled reply, resynchronises: drains until the line has been quiet
 //     for ResyncQuiet (at least 20 ms);
-//   - remembers requests that timed out for twice their timeout, and before sending a request
-//     whose answer could not be told from theirs (same unit and function, other registers)
-//     waits that window out while draining, so a late answer, even one that began after the
-//     resynchronisation, is never taken for another request's (RTU has no transaction id);
+//   - remembers requests that timed out for their timeout (and wire time) again, at least one
+//     second more, and before sending a request whose answer could not be told from theirs
+//     (same unit and function, other registers) waits that window out while draining, so a
+//     late answer, even one that began after the resynchronisation, is never taken for another
+//     request's (RTU has no transaction id); an identical request needs no wait, since a late
+//     answer to it holds the same registers;
 //   - polls the port in 1 ms slices, so cancelling the Run returns within a slice.
 //
 // It lives for one Run call and is used from that goroutine only; the cancel hook only sets a
@@ -202,16 +207,19 @@ func (t *rtuTransport) Send(req []byte) ([]byte, error) {
 		respLen = 5 + want
 	}
 	window := t.wire(len(req)+respLen) + t.timeout
+	// An answer that missed its deadline is still expected for as long again, and at least
+	// rtuLateSlack more: a slow device's late answer lands there, and is known for one.
+	late := sent.Add(window + max(window, rtuLateSlack))
 	frame, err := t.readFrame(unit, fc, want, sent.Add(window))
 	if err == nil {
-		t.answered(unit, fc, addr, qty, sent.Add(2*window))
+		t.answered(unit, fc, addr, qty, late)
 		return frame, nil
 	}
 	var ce *connError // after the nil check: errors.As makes them escape
 	var fe *frameError
 	switch {
 	case errors.As(err, &ce) && ce.timeout():
-		t.stale = append(t.stale, staleReq{unit: unit, fc: fc, addr: addr, qty: qty, until: sent.Add(2 * window)})
+		t.stale = append(t.stale, staleReq{unit: unit, fc: fc, addr: addr, qty: qty, until: late})
 		if err := t.resync(); err != nil {
 			return nil, err
 		}

@@ -22,7 +22,7 @@ import (
 func rtuDevice(path string, unit uint8, tags ...drivers.Tag) drivers.Device {
 	return drivers.Device{
 		Name: fmt.Sprintf("meter-%d", unit), Protocol: "modbus-rtu", Address: path, UnitID: unit,
-		PollInterval: 20 * time.Millisecond, Timeout: time.Second,
+		PollInterval: 20 * time.Millisecond, Timeout: 5 * time.Second,
 		Modbus: drivers.ModbusOptions{Serial: drivers.Serial{Baud: 115200}}, Tags: tags,
 	}
 }
@@ -67,8 +67,8 @@ func TestDriver_RTU_Stale_LateAnswerNeverTaken(t *testing.T) {
 					readsOfA.Add(1)
 				}
 				if n := readsOfA.Load(); req.addr == 0 && (n == 1 || n == 4) {
-					// 300 ms: after the 200 ms timeout and the 50 ms resynchronisation.
-					if !c.wait(300 * time.Millisecond) {
+					// After the 500 ms timeout and the 50 ms resynchronisation.
+					if !c.wait(800 * time.Millisecond) {
 						return
 					}
 					slowDone.Add(1)
@@ -80,7 +80,7 @@ func TestDriver_RTU_Stale_LateAnswerNeverTaken(t *testing.T) {
 				c.write(ans)
 			})
 			dev := rtuDevice(p.path, 1, tag("a", "hr:0", drivers.TypeUint16, ""), tag("b", "hr:100", drivers.TypeUint16, ""))
-			dev.Timeout = 200 * time.Millisecond
+			dev.Timeout = 500 * time.Millisecond
 			r := startDriver(t, dev, Options{})
 			waitFor(t, 10*time.Second, func() error {
 				if slowDone.Load() < 2 {
@@ -204,8 +204,10 @@ func TestDriver_RTU_Bus(t *testing.T) {
 	var devs []drivers.Device
 	for unit := uint8(1); unit <= 3; unit++ {
 		d := rtuDevice(p.path, unit, tag("a", "hr:0", drivers.TypeUint16, ""), tag("b", "hr:50", drivers.TypeUint16, ""))
-		d.Timeout = 100 * time.Millisecond
 		d.PollInterval = 300 * time.Millisecond
+		if unit == 2 {
+			d.Timeout = 100 * time.Millisecond // the silent one; the others have time to spare on a loaded machine
+		}
 		devs = append(devs, d)
 	}
 	r := startBus(t, devs, Options{})
