@@ -29,6 +29,33 @@ func (e *Engine) start(a *asset, t int64) {
 	}
 }
 
+// maxCatchUp is the longest gap the engine fills with windows of unknown time. Past it (an
+// agent stopped for weeks, a clock set years ahead) the windows open at the gap's start end
+// there and new ones start at its end: a week is the buffer's default max_age, so older
+// windows would not be delivered anyway, and a year of empty one-minute windows would only
+// flood the buffer.
+const maxCatchUp = 7 * nsDay
+
+// restartAt ends a's open windows at the time accounted so far (shorter windows, reported),
+// and starts its timeline again at t, keeping the counters' last readings (across a gap).
+func (e *Engine) restartAt(a *asset, t int64) {
+	e.events(a)
+	if a.d.pending {
+		e.resolve(a, false)
+	}
+	for _, w := range a.wins {
+		if !w.ended {
+			w.end, w.ended, w.a.idealEnd = max(a.d.acc, w.start), true, a.d.ideal
+		}
+	}
+	e.release(a)
+	for i := range a.specs {
+		a.specs[i].cur, a.specs[i].nextOpen = nil, never
+	}
+	a.d.started, a.d.inStop, a.d.floor = false, false, t
+	e.start(a, t)
+}
+
 // advance accounts a's time up to t, handling on the way every event before t: the
 // schedule's period changes, evidence running out, a pending stop's deadline, windows ending
 // and opening. Events at t itself wait for settle: counters read at t count parts made before
@@ -36,6 +63,9 @@ func (e *Engine) start(a *asset, t int64) {
 func (e *Engine) advance(a *asset, t int64) {
 	if !a.d.started {
 		e.start(a, t)
+	}
+	if t-a.d.acc > maxCatchUp {
+		e.restartAt(a, t)
 	}
 	for a.d.acc < t {
 		e.events(a)

@@ -498,6 +498,9 @@ func (e *Engine) Next(now time.Time, dst *record.Record) bool {
 		// batch read at now still counts into them), then step to the earliest window end.
 		step := t
 		for _, a := range e.assets {
+			if a.d.started && t-a.d.acc > maxCatchUp {
+				e.restartAt(a, t)
+			}
 			if a.d.started && a.d.acc < t {
 				e.events(a)
 				step = min(step, a.nextEnd())

@@ -115,15 +115,15 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func flag(b bool, bit byte) byte {
+func bit(b bool, mask byte) byte {
 	if b {
-		return bit
+		return mask
 	}
 	return 0
 }
 
 func appendDyn(b []byte, d *dyn) []byte {
-	b = append(b, flag(d.started, 1)|flag(d.inStop, 2)|flag(d.pending, 4)|flag(d.prevIncSet, 8))
+	b = append(b, bit(d.started, 1)|bit(d.inStop, 2)|bit(d.pending, 4)|bit(d.prevIncSet, 8))
 	for _, v := range []int64{d.acc, d.floor, d.per.until} {
 		b = binary.AppendVarint(b, v)
 	}
@@ -134,12 +134,12 @@ func appendDyn(b []byte, d *dyn) []byte {
 	b = binary.AppendUvarint(b, uint64(len(d.in)))
 	for _, in := range d.in {
 		b = binary.AppendVarint(b, in.raw)
-		b = append(b, flag(in.good, 1))
+		b = append(b, bit(in.good, 1))
 		b = binary.AppendVarint(b, in.lastGood)
 	}
 	for _, c := range d.ctr {
 		b = binary.AppendUvarint(b, c.last)
-		b = append(b, flag(c.valid, 1)|flag(c.gap, 2))
+		b = append(b, bit(c.valid, 1)|bit(c.gap, 2))
 	}
 	return b
 }
@@ -148,7 +148,7 @@ func appendWindow(b []byte, w *window) []byte {
 	b = binary.AppendVarint(b, w.start)
 	b = binary.AppendVarint(b, w.end)
 	b = appendStr(b, w.shift)
-	b = append(b, flag(w.ended, 1)|flag(w.a.holdsStart, 2), w.a.roles)
+	b = append(b, bit(w.ended, 1)|bit(w.a.holdsStart, 2), w.a.roles)
 	for _, p := range w.a.ints() {
 		b = binary.AppendVarint(b, *p)
 	}
@@ -461,6 +461,7 @@ func (e *Engine) Restore(snap []byte, now time.Time) error {
 // restoreOther takes a snapshot of an asset configured otherwise: its windows close at the
 // snapshot's time, and the asset starts afresh after it.
 func (e *Engine) restoreOther(a *asset, sa snapAsset) {
+	a.d.floor = max(sa.d.acc, sa.d.floor)
 	if !sa.d.started {
 		return
 	}
@@ -474,7 +475,6 @@ func (e *Engine) restoreOther(a *asset, sa snapAsset) {
 		}
 		e.queue = append(e.queue, closed{asset: sa.name, spec: sa.specs[w.spec].name, win: w})
 	}
-	a.d.floor = sa.d.acc
 }
 
 func (e *Engine) specIndex(a *asset, name string) int {
