@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,20 +45,27 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-var listening = regexp.MustCompile(`^modbus-tcp listening on (127\.0\.0\.1:\d+)$`)
+var (
+	tcpLine = regexp.MustCompile(`^modbus-tcp listening on (127\.0\.0\.1:\d+)$`)
+	rtuLine = regexp.MustCompile(`^modbus-rtu listening on (/\S+)$`)
+)
 
 // process is a running plcsim.
 type process struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *bytes.Buffer
-	done   chan error
+	cmd     *exec.Cmd
+	addr    string // from the modbus-tcp line, if any
+	rtuPath string // from the modbus-rtu line, if any
+	stderr  *bytes.Buffer
+	done    chan error
 }
 
-// startPlcsim runs plcsim with args and waits for its address line. The process is killed at
-// cleanup if still running; its stderr is printed if the test failed.
+// startPlcsim runs plcsim with args and waits for its address lines, as args call for them: the
+// TCP line (unless an RTU flag comes without --modbus-tcp), then the RTU line, and no other. The
+// process is killed at cleanup if still running; its stderr is printed if the test failed.
 func startPlcsim(t *testing.T, args ...string) *process {
 	t.Helper()
+	rtu := slices.Contains(args, "--modbus-rtu") || slices.Contains(args, "--rtu-device")
+	tcp := !rtu || slices.Contains(args, "--modbus-tcp")
 	p := &process{cmd: exec.Command(bin, args...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
@@ -67,22 +75,27 @@ func startPlcsim(t *testing.T, args ...string) *process {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1)
+	var want []*regexp.Regexp
+	if tcp {
+		want = append(want, tcpLine)
+	}
+	if rtu {
+		want = append(want, rtuLine)
+	}
+	lines := make(chan string, len(want))
 	go func() {
-		// Read stdout to the end so that Wait can return; only the first line matters.
+		// Read stdout to the end so that Wait can return.
 		sc := bufio.NewScanner(stdout)
-		first := true
+		n := 0
 		for sc.Scan() {
-			if first {
+			if n < len(want) {
 				lines <- sc.Text()
-				first = false
 			} else {
 				t.Errorf("unexpected stdout line %q", sc.Text())
 			}
+			n++
 		}
-		if first {
-			close(lines)
-		}
+		close(lines)
 		p.done <- p.cmd.Wait()
 	}()
 	t.Cleanup(func() {
@@ -96,15 +109,22 @@ func startPlcsim(t *testing.T, args ...string) *process {
 			t.Logf("plcsim stderr:\n%s", p.stderr)
 		}
 	})
-	select {
-	case line, ok := <-lines:
-		m := listening.FindStringSubmatch(line)
-		if !ok || m == nil {
-			t.Fatalf("first stdout line %q, want %q", line, listening)
+	timeout := time.After(10 * time.Second)
+	for _, re := range want {
+		select {
+		case line, ok := <-lines:
+			m := re.FindStringSubmatch(line)
+			if !ok || m == nil {
+				t.Fatalf("stdout line %q, want %q", line, re)
+			}
+			if re == tcpLine {
+				p.addr = m[1]
+			} else {
+				p.rtuPath = m[1]
+			}
+		case <-timeout:
+			t.Fatal("no address line within 10s")
 		}
-		p.addr = m[1]
-	case <-time.After(10 * time.Second):
-		t.Fatal("no address line within 10s")
 	}
 	return p
 }
