@@ -131,9 +131,21 @@ func checkBlock(t testing.TB, regs []uint16, unit byte, tick uint32) {
 func TestLayouts_TCP_Goburrow(t *testing.T) {
 	f := start(t, line.Config{InitialTick: 1_000_000}, simmodbus.Options{})
 	f.step(123)
+	covered := map[int]bool{}
+	for _, l := range simmodbus.Layouts() {
+		for r := range l.Registers {
+			covered[int(l.Address)+r] = true
+		}
+	}
 	for unit := byte(1); unit <= 3; unit++ {
 		c, _ := f.client(t, unit)
-		checkBlock(t, readBlock(t, c), unit, f.snapshot(int(unit)).Tick)
+		regs := readBlock(t, c)
+		checkBlock(t, regs, unit, f.snapshot(int(unit)).Tick)
+		for i, r := range regs {
+			if addr := simmodbus.LayoutFirst + i; !covered[addr] && r != 0 {
+				t.Errorf("unit %d: input %d holds no value but reads %#04x, want 0", unit, addr, r)
+			}
+		}
 	}
 	// Every value read on its own, exactly its registers.
 	c, _ := f.client(t, 2)
