@@ -145,8 +145,15 @@ func jsonValue(f *record.Field) any {
 	case record.Bool:
 		return f.BoolValue()
 	case record.Int:
+		// Beyond 2^53 as a string, as the MQTT contract writes it: JavaScript would round it.
+		if v := f.IntValue(); v > 1<<53 || v < -(1<<53) {
+			return strconv.FormatInt(v, 10)
+		}
 		return json.Number(strconv.FormatInt(f.IntValue(), 10))
 	case record.Uint:
+		if f.Bits > 1<<53 {
+			return strconv.FormatUint(f.Bits, 10)
+		}
 		return json.Number(strconv.FormatUint(f.Bits, 10))
 	case record.Float:
 		v := f.FloatValue()
