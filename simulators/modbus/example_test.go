@@ -50,3 +50,41 @@ func Example() {
 	// Output:
 	// machine 2: idle, ideal cycle 2500 ms
 }
+
+// Serve a line over Modbus RTU on a pseudo-terminal and read machine 3's ideal cycle time with
+// goburrow's stock RTU client, as from a serial port.
+func ExampleServer_RunRTU() {
+	l, err := line.New(line.Config{Seed: 1})
+	if err != nil {
+		panic(err)
+	}
+	var mu sync.Mutex
+	srv, err := simmodbus.New(simmodbus.Options{Source: simmodbus.NewLineSource(l, &mu)})
+	if err != nil {
+		panic(err)
+	}
+	opts := simmodbus.RTUOptions{Baud: 19200, Parity: simmodbus.ParityEven} // paced like 19200 8E1
+	pty, err := simmodbus.OpenPTY(opts)
+	if err != nil {
+		panic(err)
+	}
+	defer pty.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- srv.RunRTU(ctx, pty.Port(), opts) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	h := modbus.NewRTUClientHandler(pty.Path())
+	h.BaudRate, h.Parity, h.SlaveId = 19200, "E", 3
+	defer h.Close()
+	b, err := modbus.NewClient(h).ReadHoldingRegisters(simmodbus.HoldingIdealCycleTimeMs, 1)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("machine 3: ideal cycle %d ms\n", binary.BigEndian.Uint16(b))
+	// Output:
+	// machine 3: ideal cycle 1800 ms
+}

@@ -127,7 +127,8 @@ type rtuRequest struct {
 // RunRTU serves Modbus RTU on port until ctx ends, then closes port, waits for its goroutines and
 // returns nil; it returns an error if opts are invalid or the port fails otherwise. Each unit the
 // Source has (1..247) answers its own frames, as devices sharing an RS-485 bus: a delayed or
-// silent unit holds up only itself. Frames for other units, broadcasts (unit 0) and frames with
+// silent unit holds up only itself (a unit still waiting out delays queues 16 frames, and misses
+// the ones beyond). Frames for other units, broadcasts (unit 0) and frames with
 // a bad CRC are not answered, as the serial line spec requires; answers never collide on the
 // line. RunRTU may run beside Run, on the same Server and faults.
 func (s *Server) RunRTU(ctx context.Context, port Port, opts RTUOptions) error {
@@ -175,10 +176,12 @@ func (s *Server) readRTU(ctx context.Context, port Port, o RTUOptions, l *rtuLin
 			ch := workers[unit]
 			wg.Go(func() { s.rtuWorker(ctx, ch, l, wg) })
 		}
-		req := rtuRequest{frame: append([]byte(nil), frame...), rx: now}
 		select {
-		case workers[unit] <- req:
-		case <-ctx.Done():
+		case workers[unit] <- rtuRequest{frame: append([]byte(nil), frame...), rx: now}:
+		default:
+			// The unit is still busy with earlier frames (a long SetDelay): it misses this one,
+			// as a device that is not listening, rather than stall the bus for the others.
+			s.log.Debug("modbus rtu frame dropped: unit busy", "unit", unit)
 		}
 	}
 	for {

@@ -646,3 +646,18 @@ func TestRunRTU_BadOptions(t *testing.T) {
 		p.Close()
 	}
 }
+
+// TestRTU_BusyUnitDoesNotStallTheBus: a unit delayed for an hour, asked again and again as a
+// driver retrying after timeouts would, never holds up the other units.
+func TestRTU_BusyUnitDoesNotStallTheBus(t *testing.T) {
+	f := startRTU(t, line.Config{}, simmodbus.Options{}, simmodbus.RTUOptions{NoPacing: true})
+	f.srv.SetUnitDelay(1, time.Hour)
+	c := openRaw(t, f.rtuPath)
+	for i := range 40 {
+		c.send(t, rtuRead(1, 3, 0, 1))
+		c.send(t, rtuRead(2, 3, 15, 1))
+		if b := c.frame(t, 7); b[0] != 2 || u16(b[3:], 0) != 2500 {
+			t.Fatalf("round %d: answer % x, want unit 2's", i, b)
+		}
+	}
+}
