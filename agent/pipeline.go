@@ -65,7 +65,15 @@ type deviceSink struct {
 	rec      record.Record
 	buf      []byte
 	dropping bool // a drop was logged and no append has succeeded since
+
+	// A device that stays unreachable is logged once when it goes, then summarised at most
+	// every summaryEvery, never once per poll.
+	failingSince time.Time
+	lastSummary  time.Time
+	failedPolls  uint64
 }
+
+const summaryEvery = 10 * time.Minute
 
 // tagPolicy is a tag's report-by-exception rule. The zero policy publishes every cycle.
 type tagPolicy struct {
@@ -121,10 +129,34 @@ func (s *deviceSink) Batch(b *drivers.Batch) {
 	if s.status != nil {
 		s.status.batch(b, s.allFields, s.allIdx)
 	}
+	s.summarise(b)
 	if len(s.rec.Fields) == 0 && len(b.Samples) > 0 {
 		return
 	}
 	s.store()
+}
+
+// summarise logs a periodic summary while every sample of the device's cycles is bad.
+func (s *deviceSink) summarise(b *drivers.Batch) {
+	good := false
+	for i := range s.allFields {
+		if s.allFields[i].Quality == record.Good && s.allFields[i].Kind != record.Null {
+			good = true
+			break
+		}
+	}
+	switch {
+	case good:
+		s.failingSince, s.failedPolls = time.Time{}, 0
+	case s.failingSince.IsZero():
+		s.failingSince, s.lastSummary, s.failedPolls = b.ReadTime, b.ReadTime, 1
+	default:
+		s.failedPolls++
+		if b.ReadTime.Sub(s.lastSummary) >= summaryEvery {
+			s.lastSummary = b.ReadTime
+			s.log.Warn("device still without a good reading", "since", s.failingSince, "failed_cycles", s.failedPolls)
+		}
+	}
 }
 
 // due reports whether f must be published given what was last published.
