@@ -127,10 +127,10 @@ type rtuRequest struct {
 // RunRTU serves Modbus RTU on port until ctx ends, then closes port, waits for its goroutines and
 // returns nil; it returns an error if opts are invalid or the port fails otherwise. Each unit the
 // Source has (1..247) answers its own frames, as devices sharing an RS-485 bus: a delayed or
-// silent unit holds up only itself (a unit still waiting out delays queues 16 frames, and misses
-// the ones beyond). Frames for other units, broadcasts (unit 0) and frames with
-// a bad CRC are not answered, as the serial line spec requires; answers never collide on the
-// line. RunRTU may run beside Run, on the same Server and faults.
+// silent unit holds up only itself (a unit still waiting out delays queues 16 frames and misses
+// the ones beyond). Frames for other units, broadcasts (unit 0) and frames with a bad CRC are not
+// answered, as the serial line spec requires; answers never collide on the line. RunRTU may run
+// beside Run, on the same Server and faults.
 func (s *Server) RunRTU(ctx context.Context, port Port, opts RTUOptions) error {
 	o, err := opts.withDefaults()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -550,19 +551,14 @@ func TestRTU_TCPTogether(t *testing.T) {
 // TestRTU_SerialDevice serves a serial device given by path (OpenSerial): a pty made here stands
 // in for /dev/ttyUSB0, and the test is the client on its other side.
 func TestRTU_SerialDevice(t *testing.T) {
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	defer slave.Close() // held open, so that the device keeps its settings between opens
+	master, slave := ptyPair(t)
 	f := start(t, line.Config{}, simmodbus.Options{})
 	ro := simmodbus.RTUOptions{Baud: 19200, Parity: simmodbus.ParityEven, NoPacing: true}
 	dev, err := simmodbus.OpenSerial(slave.Name(), ro)
 	if err != nil {
 		t.Fatal(err)
 	}
-	termios, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	termios, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS) // slave is the test's, blocking is fine
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,19 +577,11 @@ func TestRTU_SerialDevice(t *testing.T) {
 			t.Errorf("RunRTU: %v", err)
 		}
 	}()
-	// master is blocking (creack/pty); a read that comes back proves the answer was written.
 	if _, err := master.Write(rtuRead(3, 3, 15, 1)); err != nil {
 		t.Fatal(err)
 	}
 	b := make([]byte, 7)
-	n := 0
-	for n < len(b) {
-		k, err := master.Read(b[n:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += k
-	}
+	readFull(t, master, b)
 	if !crcOK(b) || b[0] != 3 || u16(b[3:], 0) != 1800 {
 		t.Errorf("answer % x, want unit 3's ideal cycle time 1800", b)
 	}
@@ -659,5 +647,39 @@ func TestRTU_BusyUnitDoesNotStallTheBus(t *testing.T) {
 		if b := c.frame(t, 7); b[0] != 2 || u16(b[3:], 0) != 2500 {
 			t.Fatalf("round %d: answer % x, want unit 2's", i, b)
 		}
+	}
+}
+
+// ptyPair opens a pty for a test to stand in for a serial device: the test talks on master (made
+// pollable, so reads take deadlines: creack/pty leaves it blocking), the device is slave, held
+// open until cleanup so that it keeps its settings between opens.
+func ptyPair(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fd, err := unix.Dup(int(m.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	master = os.NewFile(uintptr(fd), m.Name())
+	t.Cleanup(func() {
+		master.Close()
+		slave.Close()
+	})
+	return master, slave
+}
+
+// readFull reads len(b) bytes from f within 5 s.
+func readFull(t *testing.T, f *os.File, b []byte) {
+	t.Helper()
+	f.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(f, b); err != nil {
+		t.Fatalf("read %d bytes: %v", len(b), err)
 	}
 }
