@@ -44,6 +44,12 @@ type Agent struct {
 	rate    statsState
 	started time.Time // when Run began
 	metrics *metrics
+	status  struct { // the last rendered /api/v1/status
+		mu  sync.Mutex
+		doc []byte
+		gz  []byte // doc, gzipped
+		at  time.Time
+	}
 	// dropRun is the run of consecutive drops being announced; only the buffer's writer
 	// goroutine (OnDrop) touches it after New.
 	dropRun struct{ first, last uint64 }

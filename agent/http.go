@@ -7,12 +7,46 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/floorlink/floorlink/agent/statuspage"
 )
+
+// The status API's rate: a status page refreshes once a second, so 50 requests a second serve
+// dozens of open pages; beyond that a client loop would take CPU from polling on a small gateway.
+const (
+	statusRate  = 50
+	statusBurst = 20
+)
+
+// rateLimit is a token bucket shared by all callers of an endpoint.
+type rateLimit struct {
+	mu                  sync.Mutex
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newRateLimit(rate, burst float64) *rateLimit {
+	return &rateLimit{rate: rate, burst: burst, tokens: burst}
+}
+
+func (l *rateLimit) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
 
 // serveHTTP runs the agent's HTTP listener (http.listen) until ctx ends: health, readiness, the
 // gateway status as JSON and the status page that shows it, and a hot backup of the buffer. A
@@ -41,9 +75,23 @@ func (a *Agent) serveHTTP(ctx context.Context, ready func() error) (wait func())
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}))
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	limit := newRateLimit(statusRate, statusBurst)
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		// The poll loops come first: past the rate a status page needs, callers wait.
+		if !limit.allow(time.Now()) {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many status requests: the gateway's polling comes first", http.StatusTooManyRequests)
+			return
+		}
+		doc, zipped := a.statusJSON()
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(a.statusJSON())
+		w.Header().Set("Vary", "Accept-Encoding")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(zipped)
+			return
+		}
+		w.Write(doc)
 	})
 	mux.HandleFunc("GET /api/v1/buffer/backup", func(w http.ResponseWriter, r *http.Request) {
 		// A consistent copy from one read transaction: while it runs, the writer may have to

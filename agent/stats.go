@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"sync"
 	"time"
@@ -52,9 +54,30 @@ func (a *Agent) appendStats(dst []byte) []byte {
 	return append(dst, a.stats(true)...)
 }
 
-// statusJSON is /api/v1/status: the gateway, every device with its state and tags' last values,
-// and the figures of the stats message (with the rate of the last one).
-func (a *Agent) statusJSON() []byte {
+// statusTTL is how long a rendered status serves further requests: many open status pages
+// (or a monitoring loop) then cost one rendering per period, not one per request, and the poll
+// loops keep their CPU.
+const statusTTL = 250 * time.Millisecond
+
+// statusJSON returns /api/v1/status, plain and gzipped, rendered at most every statusTTL. The
+// document of a large gateway is big (800 KB for 10,000 tags) and compresses about tenfold.
+func (a *Agent) statusJSON() (doc, gzipped []byte) {
+	a.status.mu.Lock()
+	defer a.status.mu.Unlock()
+	if now := time.Now(); a.status.doc == nil || now.Sub(a.status.at) >= statusTTL {
+		a.status.doc, a.status.at = a.renderStatus(), now
+		var z bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+		zw.Write(a.status.doc)
+		zw.Close()
+		a.status.gz = z.Bytes()
+	}
+	return a.status.doc, a.status.gz
+}
+
+// renderStatus builds /api/v1/status: the gateway, every device with its state and tags' last
+// values, and the figures of the stats message (with the rate of the last one).
+func (a *Agent) renderStatus() []byte {
 	var doc struct {
 		Gateway struct {
 			ID       string  `json:"id"`

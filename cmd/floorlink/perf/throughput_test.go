@@ -13,12 +13,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,20 +46,20 @@ const (
 // wideConfig is the agent's config for the wide line: device mNN is unit NN with the tick
 // (holding 1-2) and registers 100..599 as uint16 tags r000..r499; no deadband, so every tag is
 // in every record.
-func wideConfig(dataDir, brokerURL, modbusAddr string) string {
+func wideConfig(dataDir, brokerURL string, modbusAddrs []string, httpListen string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `gateway: {id: gw-perf, site: perf, area: hall, line: wide, data_dir: %q}
 mqtt:
   brokers: [%q]
   stats_interval: 1s
   shutdown_grace: 10s
-http: {listen: ""}
+http: {listen: %q}
 devices:
-`, dataDir, brokerURL)
+`, dataDir, brokerURL, httpListen)
 	for k := 1; k <= wideMachines; k++ {
 		fmt.Fprintf(&b, "  - name: m%02d\n    protocol: modbus-tcp\n    address: %q\n    unit_id: %d\n"+
 			"    poll_interval: 100ms\n    timeout: 2s\n    tags:\n      - {name: tick, address: \"40002\", type: uint32}\n",
-			k, modbusAddr, k)
+			k, modbusAddrs[k-1], k)
 		for i := range wideTags {
 			// Holding register 100+i is reference 40101+i.
 			fmt.Fprintf(&b, "      - {name: r%03d, address: \"%d\", type: uint16}\n", i, 40001+simtest.HoldingExtra+i)
@@ -235,12 +239,21 @@ type throughput struct {
 	duplicates     int
 	ticksChecked   int // served tick reads found delivered
 	telemetryTotal int
+	statusRequests int // /api/v1/status requests answered during the window
+	statusBytes    int // size of one status document
 }
 
 // runWide runs the wide line for warmup plus window, stops the agent and proves that nothing was
 // lost: seq gap-free and equal to the buffer's head, the buffer fully acknowledged, every tick
 // read the simulator served delivered, every value consistent with the register formula.
 func runWide(tb testing.TB, window time.Duration) throughput {
+	tb.Helper()
+	return runWideWith(tb, window, 0)
+}
+
+// runWideWith is runWide with statusClients goroutines reading /api/v1/status in a loop during
+// the measured window, as open status pages and monitoring would.
+func runWideWith(tb testing.TB, window time.Duration, statusClients int) throughput {
 	tb.Helper()
 	dir := tb.TempDir()
 	dataDir := filepath.Join(dir, "data")
@@ -249,7 +262,23 @@ func runWide(tb testing.TB, window time.Duration) throughput {
 	chk := newChecker()
 	subscribe(tb, broker.URL(), perfPrefix+"#", chk.handle)
 	cfgPath := filepath.Join(dir, "floorlink.yaml")
-	if err := os.WriteFile(cfgPath, []byte(wideConfig(dataDir, broker.URL(), sim.ModbusAddr())), 0o644); err != nil {
+	httpListen := ""
+	if statusClients > 0 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		httpListen = ln.Addr().String()
+		ln.Close()
+	}
+	// Twenty PLCs have twenty addresses: a loopback proxy per device gives each its own
+	// connection to the one simulator, as separate PLCs would (devices on one address share a
+	// connection and are polled in turn, as behind a gateway).
+	addrs := make([]string, wideMachines)
+	for k := range addrs {
+		addrs[k] = mqtttest.StartProxy(tb, sim.ModbusAddr()).Addr()
+	}
+	if err := os.WriteFile(cfgPath, []byte(wideConfig(dataDir, broker.URL(), addrs, httpListen)), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	a := startAgent(tb, cfgPath)
@@ -272,6 +301,32 @@ func runWide(tb testing.TB, window time.Duration) throughput {
 		tb.Fatal(err)
 	}
 	t0, rec0 := time.Now(), chk.telemetryCount()
+	stopClients := make(chan struct{})
+	var clients sync.WaitGroup
+	var served, size atomic.Int64
+	for range statusClients {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			for {
+				select {
+				case <-stopClients:
+					return
+				default:
+				}
+				resp, err := http.Get("http://" + httpListen + "/api/v1/status")
+				if err != nil {
+					continue
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					served.Add(1)
+					size.Store(n)
+				}
+			}
+		}()
+	}
 	// The measured run itself, not a wait for a result. Memory peaks count from a quarter into
 	// it: the runtime returns the heap of loading a 10,000-tag config to the OS over seconds.
 	for i, d := range []time.Duration{window / 4, window - window/4} {
@@ -289,6 +344,9 @@ func runWide(tb testing.TB, window time.Duration) throughput {
 		tb.Fatal(err)
 	}
 	t1, rec1 := time.Now(), chk.telemetryCount()
+	close(stopClients)
+	clients.Wait()
+	r.statusRequests, r.statusBytes = int(served.Load()), int(size.Load())
 	r.last, r.peak = samp.finish()
 	r.window = t1.Sub(t0)
 	r.records = rec1 - rec0
@@ -405,5 +463,24 @@ func BenchmarkEndToEnd_100kSamples(b *testing.B) {
 		b.ReportMetric(mib(max(r.peak.VmHWM, r.startup.VmHWM))*1.048576, "VmHWM-MB")
 		b.ReportMetric(float64(r.heap.PeakMB), "heap-MB")
 		b.ReportMetric(float64(r.startupHeap.PeakMB), "startup-heap-MB")
+	}
+}
+
+// BenchmarkStatus_20Clients runs the wide line (100,200 samples/s) while 20 clients read
+// /api/v1/status as fast as they can, and reports whether the poll loops missed a cycle: every
+// device must deliver one record per 100 ms of the window. One iteration is one whole run: use
+// -benchtime 1x.
+func BenchmarkStatus_20Clients(b *testing.B) {
+	for b.Loop() {
+		r := runWideWith(b, 30*time.Second, 20)
+		r.log(b)
+		want := float64(wideMachines) * r.window.Seconds() / 0.1
+		missed := want - float64(r.records)
+		b.Logf("status: %d requests in %v (%.0f/s), %d bytes each; records %d of %.0f expected (missed cycles %.0f, ±1 per device at the window's edges)",
+			r.statusRequests, r.window.Round(time.Millisecond), float64(r.statusRequests)/r.window.Seconds(), r.statusBytes, r.records, want, missed)
+		b.ReportMetric(float64(r.statusRequests)/r.window.Seconds(), "status-req/s")
+		b.ReportMetric(missed, "missed-cycles")
+		b.ReportMetric(r.cores, "cores")
+		b.ReportMetric(mib(r.peak.RssAnon)*1.048576, "RssAnon-MB")
 	}
 }
