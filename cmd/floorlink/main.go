@@ -85,6 +85,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 		logLevel  string
 		logFormat string
 		dataDir   string
+		httpAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
@@ -118,6 +119,9 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			if dataDir != "" { // a flag wins over the file, which wins over the default
 				cfg.Gateway.DataDir = dataDir
 			}
+			if cmd.Flags().Changed("http") {
+				cfg.HTTP.Listen = httpAddr
+			}
 			a, err := agent.New(cfg, log)
 			if err != nil {
 				return err
@@ -131,6 +135,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text (key=value) or json, one record a line on stderr")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "directory of the buffer file (overrides gateway.data_dir)")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP listener, \"\" to disable (overrides http.listen)")
 	return cmd
 }
 
