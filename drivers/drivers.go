@@ -30,6 +30,9 @@ type Device struct {
 	SourceTime bool
 	// Modbus holds the options only Modbus devices have.
 	Modbus ModbusOptions
+	// OPCUA holds the options only OPC UA devices have (Protocol "opcua", Address the endpoint
+	// URL opc.tcp://host:port/path, Tag.Address a node id like "ns=2;s=Line1.Press.State").
+	OPCUA OPCUAOptions
 	// Tags are the signals read from the device, in the order of the config file.
 	Tags []Tag
 }
@@ -53,6 +56,34 @@ type ModbusOptions struct {
 	// protocol's own numbering, the default) or 1 (as some PLC manuals print them). Modicon
 	// references (40001) are always 1-based.
 	AddressBase int
+}
+
+// OPCUAOptions are an OPC UA device's options. The zero value is anonymous, unsecured polling.
+type OPCUAOptions struct {
+	// SecurityPolicy is None (the default), Basic256Sha256, Aes128_Sha256_RsaOaep or
+	// Aes256_Sha256_RsaPss; SecurityMode is None, Sign or SignAndEncrypt ("" picks the most
+	// secure mode the server offers for the policy).
+	SecurityPolicy, SecurityMode string
+	// Auth is anonymous (the default), username or certificate; Username and Password for
+	// username (Password comes from a secret), UserCertFile and UserKeyFile for certificate.
+	Auth, Username, Password  string
+	UserCertFile, UserKeyFile string
+	// PKIDir holds the application instance certificate and key and the trusted/, issuers/ and
+	// rejected/ directories of server certificates. TrustOnFirstUse accepts and trusts an unknown
+	// server certificate (commissioning only).
+	PKIDir          string
+	TrustOnFirstUse bool
+	// ApplicationURI of the client, urn:floorlink:<gateway id>.
+	ApplicationURI string
+	// Mode is poll (the default: batched Reads every PollInterval) or subscribe (monitored
+	// items).
+	Mode string
+	// SamplingInterval and PublishingInterval for subscribe mode; zero means the device's
+	// PollInterval and twice it. QueueSize of each monitored item; zero means 1.
+	SamplingInterval, PublishingInterval time.Duration
+	QueueSize                            int
+	// Timestamp is source (the default), server or gateway: which time samples carry.
+	Timestamp string
 }
 
 // Serial is the line setting of a serial port.
@@ -92,6 +123,10 @@ type Tag struct {
 	// Enum maps raw integer values to names ("1: running"); the pipeline publishes the name,
 	// and a value missing from the map as its number with quality uncertain. nil: no map.
 	Enum map[int64]string
+	// Deadband, for OPC UA subscriptions: the server's data-change filter (absolute, or percent
+	// of the EU range when DeadbandPercent). Zero: every change.
+	Deadband        float64
+	DeadbandPercent bool
 }
 
 // DataType is the type of a tag's raw value at its address.
@@ -114,12 +149,20 @@ const (
 	// TypeBCD16 and TypeBCD32 are binary-coded decimal: four digits per register.
 	TypeBCD16 DataType = "bcd16"
 	TypeBCD32 DataType = "bcd32"
+	// TypeInt8, TypeUint8, TypeDateTime and TypeBytes are OPC UA's SByte, Byte, DateTime
+	// (published as RFC 3339 text) and ByteString (published as base64); TypeAuto takes the
+	// node's own data type.
+	TypeInt8     DataType = "int8"
+	TypeUint8    DataType = "uint8"
+	TypeDateTime DataType = "datetime"
+	TypeBytes    DataType = "bytes"
+	TypeAuto     DataType = "auto"
 )
 
 // DataTypes lists the data types in the order error messages show them.
 func DataTypes() []DataType {
-	return []DataType{TypeBool, TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeInt64, TypeUint64,
-		TypeFloat32, TypeFloat64, TypeString, TypeBCD16, TypeBCD32}
+	return []DataType{TypeBool, TypeInt8, TypeUint8, TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeInt64, TypeUint64,
+		TypeFloat32, TypeFloat64, TypeString, TypeBCD16, TypeBCD32, TypeDateTime, TypeBytes, TypeAuto}
 }
 
 // Quality says how far a sample can be trusted, after OPC UA's three classes of StatusCode.
