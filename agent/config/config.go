@@ -4,8 +4,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/goccy/go-yaml/ast"
 )
 
 // File is one configuration file, decoded, with defaults applied. Parse fills every field; a
@@ -165,14 +163,6 @@ type Tag struct {
 	PollInterval time.Duration `yaml:"poll_interval" json:"poll_interval"`
 	// Enum names the tag's integer values; nil: none.
 	Enum map[int64]string `yaml:"enum" json:"enum"`
-}
-
-// Asset is a machine whose KPIs are computed. Only its name is decoded for now; the rest of the
-// mapping is kept, with positions, for the KPI engine's issue.
-type Asset struct {
-	Name string `yaml:"name" json:"name"`
-
-	node ast.Node // the asset's mapping, for the decoder that will own the rest
 }
 
 // HTTP is the status and metrics listener.

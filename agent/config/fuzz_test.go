@@ -95,7 +95,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the File written back does not parse:\n%s\n%v", out, err)
 		}
-		// Assets keep only their names for now, and the password is written from the file.
+		// The password is written from the file.
 		ignore := cmpopts.IgnoreFields(MQTT{}, "Password", "PasswordFile")
 		if diff := cmp.Diff(file, back, append(slices.Clone(fileCmp), ignore)...); diff != "" {
 			t.Fatalf("round trip differs (-parsed +written back):\n%s\nwritten back:\n%s", diff, out)
@@ -124,6 +124,11 @@ func emitYAML(f *File) (out []byte, ok bool) {
 			return "", false
 		case Deadband:
 			return strconv.Quote(x.String()), true
+		case *IdealCycle: // a constant is written as a duration, a tag as a mapping
+			if x != nil && x.Tag == "" && x.Device == "" {
+				return strconv.Quote(x.Value.String()), true
+			}
+			return "", false
 		case string:
 			return str(x), true
 		case int, int64:
@@ -160,6 +165,24 @@ func emitYAML(f *File) (out []byte, ok bool) {
 				}
 				b.WriteString(indent + name + ":\n")
 				value(fv, indent+"  ")
+			case reflect.Map: // map[int64]string: tags[].enum, assets[].state.map
+				if fv.Len() == 0 {
+					continue
+				}
+				keys := fv.MapKeys()
+				slices.SortFunc(keys, func(a, b reflect.Value) int {
+					switch {
+					case a.Int() < b.Int():
+						return -1
+					case a.Int() > b.Int():
+						return 1
+					}
+					return 0
+				})
+				b.WriteString(indent + name + ":\n")
+				for _, k := range keys {
+					b.WriteString(indent + "  " + strconv.FormatInt(k.Int(), 10) + ": " + str(fv.MapIndex(k).String()) + "\n")
+				}
 			case reflect.Slice:
 				if fv.Len() == 0 {
 					continue

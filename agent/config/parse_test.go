@@ -459,7 +459,7 @@ func TestChildKeys(t *testing.T) {
 		"gateway":          {"id", "site", "area", "line", "data_dir", "timezone"},
 		"devices[].serial": {"baud", "data_bits", "parity", "stop_bits"},
 		"http":             {"listen"},
-		"assets[]":         {"name"},
+		"assets[]":         {"name", "state", "counters", "ideal_cycle", "micro_stop", "schedule", "windows", "live_interval"},
 	}
 	for path, want := range tests {
 		if diff := cmp.Diff(want, childKeys(path)); diff != "" {

@@ -55,15 +55,7 @@ func (d *decoder) file(f *File, root ast.Node) {
 		f.Devices = append(f.Devices, Device{})
 		d.item(path, n, childKeys("devices[]"), func(m *mapping) { d.device(&f.Devices[i], m, &f.Gateway) })
 	}
-	for i, n := range m.list("assets") {
-		path := fmt.Sprintf("assets[%d]", i)
-		a := Asset{node: unwrap(n)}
-		d.item(path, n, nil, func(m *mapping) {
-			m.level("name", &a.Name, true)
-			d.rawEntries(m)
-		})
-		f.Assets = append(f.Assets, a)
-	}
+	d.assets(f, m.list("assets")) // after the devices, whose tags assets name
 	d.crossChecks(f)
 }
 
@@ -80,26 +72,6 @@ func (d *decoder) item(path string, n ast.Node, keys []string, decode func(*mapp
 		decode(m)
 	} else {
 		d.quietly(func() { decode(m) })
-	}
-}
-
-// rawEntries records the positions under a mapping the decoder does not know yet (assets), so
-// that the code that will decode it can place its problems, and reports duplicate keys in it.
-func (d *decoder) rawEntries(m *mapping) {
-	for key, mv := range m.entries {
-		path := joinPath(m.path, key)
-		switch v := unwrap(mv.Value).(type) {
-		case *ast.MappingNode, *ast.MappingValueNode:
-			d.rawEntries(d.mapping(path, v, d.pos[path], nil))
-		case *ast.SequenceNode:
-			for i, item := range v.Values {
-				ip := fmt.Sprintf("%s[%d]", path, i)
-				d.pos[ip] = itemPos(v, i)
-				if _, ok := unwrap(item).(*ast.MappingNode); ok {
-					d.rawEntries(d.mapping(ip, unwrap(item), d.pos[ip], nil))
-				}
-			}
-		}
 	}
 }
 

@@ -176,6 +176,16 @@ func ParseDate(s string) (Date, error) {
 	return Date{t.Year(), t.Month(), t.Day()}, nil
 }
 
+// ParseDay reads a day of the week as the config file writes it: "mon" to "sun".
+func ParseDay(s string) (time.Weekday, bool) {
+	for i, d := range [...]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"} {
+		if d == s {
+			return time.Weekday(i), true
+		}
+	}
+	return 0, false
+}
+
 // ParseClock reads a time of day "06:00" or "06:00:30" as the time since midnight. "24:00" is
 // midnight at the end of the day.
 func ParseClock(s string) (time.Duration, error) {

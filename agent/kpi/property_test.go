@@ -154,9 +154,9 @@ func (r *randomRun) engine(t testing.TB) *Engine {
 // categories, and availability, coverage, performance, quality and OEE stay in [0, 1] (the
 // capping rule). Windows of one kind tile the time, and the hours of a day add up to the day.
 func TestProperty_Buckets(t *testing.T) {
-	seeds := 40
+	seeds := 16
 	if testing.Short() {
-		seeds = 8
+		seeds = 4
 	}
 	for seed := range uint64(seeds) {
 		r := newRandomRun(seed, 54)
@@ -215,8 +215,8 @@ func TestProperty_Buckets(t *testing.T) {
 
 // TestProperty_NextCadence: how often Next is called changes nothing.
 func TestProperty_NextCadence(t *testing.T) {
-	for seed := range uint64(5) {
-		r := newRandomRun(seed+100, 30)
+	for seed := range uint64(3) {
+		r := newRandomRun(seed+100, 24)
 		a := r.feed(t, r.engine(t), 0, len(r.batches), 1)
 		b := r.feed(t, r.engine(t), 0, len(r.batches), 97)
 		if diff := cmp.Diff(a, b); diff != "" {
@@ -228,8 +228,8 @@ func TestProperty_NextCadence(t *testing.T) {
 // TestSnapshot_RoundTrip: a snapshot restored at the time it was taken continues exactly: the
 // records are those of an uninterrupted run.
 func TestSnapshot_RoundTrip(t *testing.T) {
-	for seed := range uint64(8) {
-		r := newRandomRun(seed+200, 30)
+	for seed := range uint64(5) {
+		r := newRandomRun(seed+200, 24)
 		want := r.feed(t, r.engine(t), 0, len(r.batches), 1)
 		rng := rand.New(rand.NewPCG(seed, 9))
 		var got []record.Record

@@ -25,8 +25,8 @@ const (
 	FieldRunS         = "run_s"          // running
 	FieldMicroStopS   = "micro_stop_s"   // stops shorter than micro_stop that ended running
 	FieldSetupS       = "setup_s"        // actual unit setup time (ISO 22400 AUST)
-	FieldDownS        = "down_s"         // unplanned down time (ISO 22400 ADET)
-	FieldDelayS       = "delay_s"        // delay time (ISO 22400 ADOT): idle + blocked
+	FieldDownS        = "down_s"         // unplanned down time (ISO 22400 ADOT)
+	FieldDelayS       = "delay_s"        // delay time (ISO 22400 ADET): idle + blocked
 	FieldIdleS        = "idle_s"         //
 	FieldBlockedS     = "blocked_s"      //
 	FieldMaintenanceS = "maintenance_s"  // maintenance (ISO 22400 APMT)
