@@ -90,7 +90,7 @@ devices:
 		t.Fatalf("exit %d, want 2", code)
 	}
 	want := []string{
-		path + ":9:43: devices[0].tags[0].type: \"flaot32\": want one of bool, int16",
+		path + ":9:43: devices[0].tags[0].type: \"flaot32\": want one of bool,",
 		path + ":10:28: devices[0].tags[1].address: \"90001\": leading digit 9 is not a Modicon table",
 		path + ":11:14: devices[0].unit_id: want a unit id from 0 to 255 on modbus-tcp, got 300",
 	}

@@ -27,6 +27,7 @@ func newWatchCommand(stdout, stderr io.Writer) *cobra.Command {
 		caFile, certFile, keyFile, sni string
 		username, passwordFile         string
 		clientID, format, template     string
+		group                          string
 		plain, noColor                 bool
 		duration, interval             time.Duration
 	)
@@ -62,6 +63,7 @@ func newWatchCommand(stdout, stderr io.Writer) *cobra.Command {
 					insecure = t.InsecureSkipVerify
 				}
 				format, template = cmp.Or(format, cfg.MQTT.Format), cmp.Or(template, cfg.MQTT.TopicTemplate)
+				group = cmp.Or(group, cfg.MQTT.GroupID)
 			}
 			if len(opts.Brokers) == 0 {
 				return usageError{errors.New("watch: give -c FILE or --broker URL")}
@@ -81,7 +83,7 @@ func newWatchCommand(stdout, stderr io.Writer) *cobra.Command {
 				t.InsecureSkipVerify = insecure
 				opts.TLS = t
 			}
-			dec, err := decoder(format, template)
+			dec, err := decoder(format, template, group)
 			if err != nil {
 				return usageError{fmt.Errorf("watch: %w", err)}
 			}
@@ -141,7 +143,8 @@ func newWatchCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVarP(&cfgPath, "config", "c", "", "take brokers, TLS, credentials, topic template and devices from this agent configuration")
 	f.StringArrayVar(&brokers, "broker", nil, "broker URL (repeatable; overrides the config's)")
 	f.StringArrayVar(&topics, "topic", nil, "topic filter (repeatable; default: the format's, floorlink/v1/# for JSON)")
-	f.StringVar(&format, "format", "", "json (default: the config's mqtt.format)")
+	f.StringVar(&format, "format", "", "json or sparkplug (default: the config's mqtt.format)")
+	f.StringVar(&group, "group", "", "Sparkplug group to show (default: the config's mqtt.group_id, else every group)")
 	f.StringVar(&template, "topic-template", "", "the gateways' mqtt.topic_template (default: the config's, else "+watch.DefaultTopicTemplate+")")
 	f.StringVar(&caFile, "ca", "", "PEM file of the CA that signs the broker's certificate")
 	f.StringVar(&certFile, "cert", "", "client certificate (PEM)")
@@ -157,12 +160,13 @@ func newWatchCommand(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// decoder is the view's reader of format. Sparkplug B (issue 8) will be a second case here,
-// with its own watch.Decoder; the model and its renderings stay as they are.
-func decoder(format, template string) (watch.Decoder, error) {
+// decoder is the view's reader of format; the model and its renderings are the same for both.
+func decoder(format, template, group string) (watch.Decoder, error) {
 	switch strings.ToLower(format) {
 	case "", "json":
 		return watch.NewJSON(template)
+	case "sparkplug":
+		return watch.NewSparkplug(group), nil
 	}
-	return nil, fmt.Errorf("format %q: the live view reads the JSON contract only, so far (want json)", format)
+	return nil, fmt.Errorf("format %q: want json or sparkplug", format)
 }

@@ -247,7 +247,7 @@ func TestWatch_Usage(t *testing.T) {
 	}{
 		{[]string{"watch"}, "give -c FILE or --broker URL"},
 		{[]string{"watch", "--broker", "http://127.0.0.1:1"}, "not a broker address"},
-		{[]string{"watch", "--broker", "tcp://127.0.0.1:1", "--format", "sparkplug"}, "JSON contract only"},
+		{[]string{"watch", "--broker", "tcp://127.0.0.1:1", "--format", "xml"}, "want json or sparkplug"},
 		{[]string{"watch", "--broker", "tcp://127.0.0.1:1", "--topic-template", "x/{source}"}, "{kind}"},
 		{[]string{"watch", "-c", "/nonexistent.yaml"}, "nonexistent.yaml"},
 	} {
