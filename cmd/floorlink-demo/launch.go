@@ -219,8 +219,17 @@ func start(cfg *config.File, p plan, o options, dataDir, logPath string, log *sl
 		cfg.MQTT.ShutdownGrace = maxGrace
 	}
 
+	// The view reads what the config makes the agent publish: the JSON contract or Sparkplug B.
+	var dec watch.Decoder
+	filter := telemetryFilter
+	if cfg.MQTT.Format == "sparkplug" {
+		dec, filter = watch.NewSparkplug(cfg.MQTT.GroupID), "spBv1.0/#"
+	} else if j, err := watch.NewJSON(cfg.MQTT.TopicTemplate); err == nil {
+		dec = j
+	}
 	m := watch.New(watch.Options{
-		Title: "Floorlink demo",
+		Decoder: dec,
+		Title:   "Floorlink demo",
 		Header: []string{
 			fmt.Sprintf("plcsim %s (seed %d, speed %g)   config %s", sim.Addr(), o.seed, o.speed, o.config),
 			"log " + logPath,
@@ -232,10 +241,10 @@ func start(cfg *config.File, p plan, o options, dataDir, logPath string, log *sl
 			Line: cmp.Or(dc.Line, cfg.Gateway.Line), Gateway: cfg.Gateway.ID, Device: dc.Name})
 	}
 	// Subscribed before the agent exists, so the view sees its first status and telemetry.
-	if err := br.Subscribe(telemetryFilter, func(topic string, payload []byte) {
+	if err := br.Subscribe(filter, func(topic string, payload []byte) {
 		m.Handle(topic, payload, time.Now())
 	}); err != nil {
-		return nil, fmt.Errorf("subscribe to %s: %w", telemetryFilter, err)
+		return nil, fmt.Errorf("subscribe to %s: %w", filter, err)
 	}
 	m.SetConnection(br.URL(), "connected", nil)
 
