@@ -79,6 +79,9 @@ func TestIssue5_ExceptionIsolation(t *testing.T) {
 	if !strings.Contains(ev[1].Err.Error(), "17-17 (exception 2)") || !strings.Contains(ev[1].Err.Error(), "83-83 (exception 2)") {
 		t.Errorf("fault event %v does not list the failing registers", ev[1].Err)
 	}
+	if err := r.stop(t); err != nil { // the plan is the Run's until it returns
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	split := len(r.d.groups[0].reads[0].split)
@@ -115,6 +118,9 @@ func TestDriver_Isolation_Heals(t *testing.T) {
 		}
 		return nil
 	})
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
 	if r.d.groups[0].reads[0].split != nil {
 		t.Error("split remembered after the device healed")
 	}
@@ -145,6 +151,9 @@ func TestDriver_Isolation_OtherExceptions(t *testing.T) {
 	s.setHandler(func(c *serverConn, req request) { c.exception(req, 6) })
 	r := startDriver(t, tcpDevice(s.addr(), tag("a", "hr:0", drivers.TypeUint16, ""), tag("b", "hr:1", drivers.TypeUint16, "")), Options{})
 	r.waitBatch(t, "exception 6", allBad("exception 6"))
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
 	if got := r.d.groups[0].reads[0].split; got != nil {
 		t.Errorf("split on exception 6: %+v", got)
 	}

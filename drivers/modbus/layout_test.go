@@ -133,7 +133,7 @@ func TestLayoutCases_Cover(t *testing.T) {
 	for _, c := range layoutCases() {
 		seen[string(c.typ)+"/"+c.order] = true
 	}
-	for _, typ := range drivers.DataTypes() {
+	for _, typ := range Types() {
 		if typ == drivers.TypeBool {
 			continue
 		}

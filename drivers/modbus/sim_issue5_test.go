@@ -185,7 +185,7 @@ func TestIssue5_LateAnswers(t *testing.T) {
 				r := startBus(t, devs, Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 				r.waitBatch(t, "good", allGood)
 				sim.SetUnitLate(1, 800*time.Millisecond)
-				<-time.After(3 * time.Second) // the late phase, not a wait for a result
+				<-time.After(2 * time.Second) // the late phase, not a wait for a result
 				sim.SetUnitLate(1, 0)
 				r.waitBatch(t, "machine-1 good again", func(b drivers.Batch) bool { return b.Device == "machine-1" && allGood(b) })
 				n := len(r.waitBatches(t, 1))

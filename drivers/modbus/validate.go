@@ -289,9 +289,16 @@ func checkType(t drivers.DataType) (valueType, bool) {
 	return 0, false
 }
 
+// Types are the data types a Modbus tag can have: the register encodings PLCs use. OPC UA's
+// int8, datetime and the rest have no agreed register layout, so they are refused here.
+func Types() []drivers.DataType {
+	return []drivers.DataType{drivers.TypeBool, drivers.TypeInt16, drivers.TypeUint16, drivers.TypeInt32, drivers.TypeUint32,
+		drivers.TypeInt64, drivers.TypeUint64, drivers.TypeFloat32, drivers.TypeFloat64, drivers.TypeString, drivers.TypeBCD16, drivers.TypeBCD32}
+}
+
 func listTypes() string {
 	var b strings.Builder
-	for i, t := range drivers.DataTypes() {
+	for i, t := range Types() {
 		if i > 0 {
 			b.WriteString(", ")
 		}
