@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -86,6 +87,9 @@ type Config struct {
 	// do not depend on it). The front ends serve them (simulators/README.md: Modbus holding
 	// registers 100 on). Zero means none.
 	ExtraValues int
+	// Scripts replace the random model of some machines by timelines (Script); the others keep
+	// it. New copies them. Nil means none.
+	Scripts []Script
 }
 
 // MaxExtraValues is the largest Config.ExtraValues: the Modbus front end serves them from holding
@@ -150,6 +154,16 @@ func (c Config) withDefaults() (Config, error) {
 		c.RejectRate = 0.02
 	case !(c.RejectRate < 1): // also catches NaN
 		errs = append(errs, fmt.Errorf("reject rate %v not below 1", c.RejectRate))
+	}
+	if c.Step >= time.Millisecond && c.Machines >= 1 {
+		errs = append(errs, checkScripts(c.Scripts, c.Machines, c.Step)...)
+	}
+	if c.Scripts != nil {
+		// A deep copy: the line keeps pointers into it, and the caller may reuse its slices.
+		c.Scripts = slices.Clone(c.Scripts)
+		for i := range c.Scripts {
+			c.Scripts[i].Events = slices.Clone(c.Scripts[i].Events)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("line config: %w", err)
@@ -243,6 +257,7 @@ type machine struct {
 	runSince  time.Duration // running time since the last maintenance
 	lotCount  int           // parts started in the current lot
 	alarm     uint16
+	script    *scripted // non-nil: the machine follows a Script instead of the random model
 
 	parts, good, reject uint32
 	temp, press, speed  float64 // noise-free process values
@@ -300,6 +315,10 @@ func New(cfg Config) (*Line, error) {
 			m.lotCount = m.rng.IntN(cfg.LotSize)
 		}
 	}
+	for k := range cfg.Scripts {
+		s := &l.cfg.Scripts[k]
+		l.startScript(s.Machine-1, s)
+	}
 	l.advance(0)
 	return l, nil
 }
@@ -335,12 +354,16 @@ func (l *Line) Step() {
 // Blocked always means a full output buffer in the snapshot.
 func (l *Line) advance(dt time.Duration) {
 	for i := len(l.m) - 1; i >= 0; i-- {
+		if l.m[i].script != nil {
+			l.moveScripted(i, dt)
+			continue
+		}
 		l.move(i, dt)
 	}
 	// A machine found its input empty before the machine upstream of it delivered this tick; let
 	// it start now, so that Idle always means an empty input buffer in the snapshot.
 	for i := 1; i < len(l.m); i++ {
-		if l.m[i].state == Idle && l.buf[i-1] > 0 {
+		if l.m[i].script == nil && l.m[i].state == Idle && l.buf[i-1] > 0 {
 			l.move(i, 0)
 		}
 	}
