@@ -55,7 +55,19 @@ type Agent struct {
 	dropRun struct{ first, last uint64 }
 
 	httpAddr atomic.Value // string: the HTTP listener's address once it listens
+
+	now func() time.Time // the clock of samples and KPI windows
+	kpi *kpiRunner       // nil without assets
 }
+
+// Option changes how New builds the agent.
+type Option func(*Agent)
+
+// WithClock makes now the clock that stamps samples and drives the KPI windows, instead of
+// time.Now: a simulated, accelerated clock for tests and demos of whole shifts (floorlink run
+// --clock-*). Times it returns must carry no monotonic reading (t.Round(0)), so that nothing
+// takes its pace for a wall-clock jump. The buffer, MQTT and HTTP keep the real clock.
+func WithClock(now func() time.Time) Option { return func(a *Agent) { a.now = now } }
 
 // device is one configured device and what the agent keeps of it.
 type device struct {
@@ -106,6 +118,14 @@ func Check(cfg *config.File) []config.Problem {
 			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", bus.Devices[0]), err)...)
 		}
 	}
+	// The assets' bindings to device tags, types and maps.
+	var devs []drivers.Device
+	for i := range cfg.Devices {
+		devs = append(devs, deviceFromConfig(cfg.Devices[i]))
+	}
+	if _, ps := newKPI(cfg, devs, nil); len(ps) > 0 {
+		problems = append(problems, ps...)
+	}
 	// The publisher's options (brokers, topic template, levels) are config's own checks: asking
 	// the publisher again would report each problem twice.
 	return problems
@@ -114,19 +134,22 @@ func Check(cfg *config.File) []config.Problem {
 // New builds the agent from a configuration LoadConfig accepted: it builds the drivers, opens
 // the buffer and builds the publisher. It starts nothing. Configuration problems come back as
 // one *config.Error; a buffer that cannot be used comes back as its own error.
-func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
+func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("gateway", cfg.Gateway.ID)
-	a := &Agent{cfg: cfg, log: log}
+	a := &Agent{cfg: cfg, log: log, now: time.Now}
+	for _, o := range options {
+		o(a)
+	}
 
 	// One driver per connection: the devices of a bus (units behind one TCP gateway, slaves on
 	// one serial port) are polled in turn over it.
 	var problems []config.Problem
 	for _, bus := range cfg.Buses() {
 		devs := busDevices(cfg, bus)
-		drv, err := modbus.New(devs, modbus.Options{}, log)
+		drv, err := modbus.New(devs, modbus.Options{Now: a.now}, log)
 		if err != nil {
 			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", bus.Devices[0]), err)...)
 			continue
@@ -138,6 +161,15 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 			b.devices = append(b.devices, d)
 		}
 		a.conns = append(a.conns, b)
+	}
+	if len(problems) == 0 {
+		devs := make([]drivers.Device, len(a.devices))
+		for i, d := range a.devices {
+			devs[i] = d.dev
+		}
+		var ps []config.Problem
+		a.kpi, ps = newKPI(cfg, devs, log)
+		problems = append(problems, ps...)
 	}
 	if err := config.Join(cfg, problems...); err != nil {
 		return nil, err
@@ -158,6 +190,10 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.buf = buf
+	if a.kpi != nil {
+		a.kpi.buf = buf
+		a.restoreKPI()
+	}
 	lastSession, err := a.lastSession()
 	if err != nil {
 		buf.Close()
@@ -179,6 +215,9 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 		}
 	}
 	opts.SessionBegun = a.sessionBegun
+	if a.kpi != nil {
+		opts.LiveInterval, opts.Live = a.kpiLiveInterval(), a.kpiLive
+	}
 	opts.OnDeadLetter = a.deadLetter
 	opts.StatsPayload = a.appendStats
 	pub, err := publish.New(buf, opts, log)
@@ -188,6 +227,9 @@ func New(cfg *config.File, log *slog.Logger) (*Agent, error) {
 	}
 	a.pub = pub
 	a.metrics = newMetrics(a)
+	if a.kpi != nil {
+		a.kpi.closed = func(asset string) { a.metrics.kpiWindows.WithLabelValues(asset).Inc() }
+	}
 	for i := range a.devices {
 		a.devices[i].status.latency = a.metrics.latency.WithLabelValues(a.devices[i].dev.Name)
 	}
@@ -405,12 +447,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- a.pub.Run(pubCtx) }()
 
+	// Windows that closed while the agent was down (their ends are behind the restored
+	// snapshot's time) are committed before any new sample counts.
+	var kpiDone chan struct{}
+	kpiCtx, stopKPI := context.WithCancel(context.Background())
+	defer stopKPI()
+	if a.kpi != nil {
+		a.kpi.flushWindows(a.now())
+		kpiDone = make(chan struct{})
+		go func() { defer close(kpiDone); a.kpi.run(kpiCtx, a.now) }()
+	}
+
 	var drivers sync.WaitGroup
 	for _, c := range a.conns {
 		sink := connSink{}
 		for _, d := range c.devices {
 			s := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
 			s.status = d.status
+			s.kpi = a.kpi
 			if a.cfg.MQTT.Format == "sparkplug" {
 				s.onEvent = a.deviceEvent
 			}
@@ -432,6 +486,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	drivers.Wait()
 	grace, cancel := context.WithTimeout(context.Background(), a.cfg.MQTT.ShutdownGrace)
 	defer cancel()
+	if a.kpi != nil {
+		// The windows the drivers' last samples closed, then the accumulators as they are, so
+		// that a restart continues the shift from here; the time until then is unknown.
+		stopKPI()
+		<-kpiDone
+		a.kpi.flushWindows(a.now())
+		if err := a.kpi.saveSnapshot(grace); err != nil {
+			a.log.Warn("save the kpi snapshot at stop", "err", err)
+		}
+	}
 	if err := a.buf.Flush(grace); err != nil {
 		a.log.Warn("flush the buffer at stop", "err", err)
 	}

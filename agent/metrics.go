@@ -10,8 +10,9 @@ import (
 // costs no label lookup. Everything else is read at scrape time from the parts' own counters by
 // collector, so polling and publishing pay nothing for metrics.
 type metrics struct {
-	reg     *prometheus.Registry
-	latency *prometheus.HistogramVec
+	reg        *prometheus.Registry
+	latency    *prometheus.HistogramVec
+	kpiWindows *prometheus.CounterVec // KPI records committed, per asset
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -21,7 +22,11 @@ func newMetrics(a *Agent) *metrics {
 		Help:    "Time the requests of one poll cycle took, per device.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"device"})
-	m.reg.MustRegister(m.latency, &collector{a: a},
+	m.kpiWindows = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "floorlink_kpi_windows_closed_total",
+		Help: "KPI windows closed and stored for delivery, per asset.",
+	}, []string{"asset"})
+	m.reg.MustRegister(m.latency, m.kpiWindows, &collector{a: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -59,6 +59,7 @@ type deviceSink struct {
 
 	status    *deviceStatus       // nil in tests that do not look at it
 	onEvent   func(drivers.Event) // after the event's record is stored; nil: none
+	kpi       *kpiRunner          // fed every batch, raw; nil without assets
 	allFields []record.Field      // every sample of the batch, for the status
 	allIdx    []int               // their tag indexes
 
@@ -106,6 +107,9 @@ func newDeviceSink(dev drivers.Device, policy []tagPolicy, out appender, counts 
 // The first batch after a connect carries every tag. A cycle with nothing to publish stores no
 // record.
 func (s *deviceSink) Batch(b *drivers.Batch) {
+	if s.kpi != nil {
+		s.kpi.observe(b) // raw values: the asset maps name the PLC's numbers, not the enum texts
+	}
 	s.rec.Reset()
 	s.rec.Kind = record.KindTelemetry
 	s.rec.Source = s.dev.Name

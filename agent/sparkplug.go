@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/floorlink/floorlink/agent/config"
+	"github.com/floorlink/floorlink/agent/kpi"
 	"github.com/floorlink/floorlink/agent/publish"
 	"github.com/floorlink/floorlink/agent/record"
 	"github.com/floorlink/floorlink/drivers"
@@ -40,7 +41,32 @@ func (a *Agent) sparkplugOptions(cfg *config.File) (publish.SparkplugOptions, er
 			publish.Metric{Name: "Event/error", Type: publish.TypeString})
 		o.Devices = append(o.Devices, sd)
 	}
+	for _, as := range cfg.Assets {
+		o.Devices = append(o.Devices, publish.SparkplugDevice{Source: as.Name, Asset: true, Metrics: kpiMetrics()})
+	}
 	return o, nil
+}
+
+// kpiMetrics are the metrics of an asset's Sparkplug device: the fields of its KPI records.
+func kpiMetrics() []publish.Metric {
+	m := []publish.Metric{
+		{Name: kpi.FieldWindow, Type: publish.TypeString}, {Name: kpi.FieldShift, Type: publish.TypeString},
+		{Name: kpi.FieldWindowStart, Type: publish.TypeString}, {Name: kpi.FieldPartial, Type: publish.TypeBoolean},
+	}
+	for _, n := range []string{kpi.FieldProduced, kpi.FieldGood, kpi.FieldScrap, kpi.FieldProducedPBT,
+		kpi.FieldProducedUnknown, kpi.FieldProducedOutsidePBT, kpi.FieldProducedNoIdeal, kpi.FieldStops,
+		kpi.FieldMicroStops, kpi.FieldFailures, kpi.FieldCounterResets, kpi.FieldCounterRollovers} {
+		m = append(m, publish.Metric{Name: n, Type: publish.TypeInt64})
+	}
+	for _, n := range []string{kpi.FieldWindowS, kpi.FieldUnscheduledS, kpi.FieldPlannedDownS, kpi.FieldPBTS,
+		kpi.FieldKnownPBTS, kpi.FieldUnknownS, kpi.FieldAPTS, kpi.FieldRunS, kpi.FieldMicroStopS, kpi.FieldSetupS,
+		kpi.FieldDownS, kpi.FieldDelayS, kpi.FieldIdleS, kpi.FieldBlockedS, kpi.FieldMaintenanceS,
+		kpi.FieldIdealTimeS, kpi.FieldIdealCycleS, kpi.FieldAvailability, kpi.FieldCoverage, kpi.FieldPerformance,
+		kpi.FieldPerformanceRaw, kpi.FieldQuality, kpi.FieldOEE, kpi.FieldThroughput, kpi.FieldScrapRatio,
+		kpi.FieldMTBF, kpi.FieldMTTR, kpi.FieldCycleMean, kpi.FieldCycleLast} {
+		m = append(m, publish.Metric{Name: n, Type: publish.TypeDouble})
+	}
+	return m
 }
 
 // sparkplugType is the datatype of the values the pipeline publishes for a tag.

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/floorlink/floorlink/agent/kpi"
+	"github.com/floorlink/floorlink/agent/record"
 )
 
 // statsState is the rate computation of the gateway stats message; mu guards it, since the
@@ -92,8 +96,9 @@ func (a *Agent) renderStatus() []byte {
 			Connected bool   `json:"connected"`
 			Session   uint64 `json:"session"`
 		} `json:"mqtt"`
-		Devices []statusDevice  `json:"devices"`
-		Stats   json.RawMessage `json:"stats"`
+		Devices []statusDevice   `json:"devices"`
+		Assets  []map[string]any `json:"assets,omitempty"`
+		Stats   json.RawMessage  `json:"stats"`
 	}
 	g := &doc.Gateway
 	g.ID, g.Site, g.Area, g.Line = a.cfg.Gateway.ID, a.cfg.Gateway.Site, a.cfg.Gateway.Area, a.cfg.Gateway.Line
@@ -104,6 +109,7 @@ func (a *Agent) renderStatus() []byte {
 	for _, d := range a.devices {
 		doc.Devices = append(doc.Devices, d.status.snapshot())
 	}
+	doc.Assets = a.assetStatus()
 	doc.Stats = a.stats(false)
 	b, _ := json.Marshal(&doc) // cannot fail for these types
 	return b
@@ -135,4 +141,32 @@ func (a *Agent) stats(updateRate bool) []byte {
 	st.mu.Unlock()
 	b, _ := json.Marshal(&s) // cannot fail for this type
 	return b
+}
+
+// statusKPIs are the fields of an asset's "so far" record the status shows, beside its name.
+var statusKPIs = []string{kpi.FieldShift, kpi.FieldOEE, kpi.FieldAvailability, kpi.FieldPerformance, kpi.FieldQuality,
+	kpi.FieldCoverage, kpi.FieldProduced, kpi.FieldGood, kpi.FieldScrap, kpi.FieldWindowStart}
+
+// assetStatus is each asset's current shift (or day) so far, for the status page; null KPIs
+// (zero denominators) are left out.
+func (a *Agent) assetStatus() []map[string]any {
+	if a.kpi == nil {
+		return nil
+	}
+	var out []map[string]any
+	var rec record.Record
+	now := a.now()
+	for _, name := range a.kpi.assets() {
+		m := map[string]any{"name": name}
+		if a.kpi.current(name, now, &rec) {
+			for i := range rec.Fields {
+				f := &rec.Fields[i]
+				if f.Quality == record.Good && slices.Contains(statusKPIs, f.Name) {
+					m[f.Name] = jsonValue(f)
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -45,6 +45,15 @@ func (m *jsonMode) encode(out []slot, seq uint64, rec *record.Record, historical
 	return out, nil
 }
 
+// live publishes the assets' live KPI messages, retained and unconfirmed: a lost one is
+// replaced by the next.
+func (m *jsonMode) live(c *conn) {
+	m.p.opts.Live(func(rec *record.Record) {
+		env := envelope{gateway: m.p.opts.Gateway, epoch: m.p.opts.Epoch}
+		c.client.Publish(m.topics.topic(rec.Source, record.KindKPI)+"/live", 1, true, appendRecordJSON(nil, env, rec))
+	})
+}
+
 func (m *jsonMode) batch(room int) int { return room }
 
 func (m *jsonMode) send(c *conn, batch []slot) {

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/floorlink/floorlink/agent/record"
 )
 
 // Options configure a Publisher. Zero values take the defaults given per field.
@@ -68,6 +70,15 @@ type Options struct {
 	// appends its JSON to dst; it is called from the publisher's goroutine while a session is up.
 	StatsInterval time.Duration
 	StatsPayload  func(dst []byte) []byte
+
+	// LiveInterval is the period of the live KPI messages; zero sends none. Live calls send
+	// with each asset's "so far" KPI record; the publisher sends it in JSON mode, retained at
+	// QoS 1 on the asset's kpi topic + "/live" with seq 0, never buffered: only the latest
+	// matters, and a stale one must not replay. Sparkplug mode sends none (its hosts get the
+	// closed windows). Called from the publisher's goroutine while a session is up; rec is
+	// valid only during send.
+	LiveInterval time.Duration
+	Live         func(send func(rec *record.Record))
 
 	// Now stamps status messages and Sparkplug payloads; nil means time.Now.
 	Now func() time.Time

@@ -371,6 +371,12 @@ func (p *Publisher) drain(ctx context.Context, c *conn) error {
 		statsC = tk.C
 	}
 	var statsBuf []byte
+	var liveC <-chan time.Time
+	if p.opts.LiveInterval > 0 && p.opts.Live != nil {
+		tk := time.NewTicker(p.opts.LiveInterval)
+		defer tk.Stop()
+		liveC = tk.C
+	}
 	rate := newBucket(p.opts.MaxDrainRate)
 	var (
 		dec      record.Decoder
@@ -483,6 +489,10 @@ func (p *Publisher) drain(ctx context.Context, c *conn) error {
 			// worth nothing after a reconnect.
 			statsBuf = p.opts.StatsPayload(statsBuf[:0])
 			c.client.Publish(p.stats, 0, false, append([]byte(nil), statsBuf...))
+		case <-liveC:
+			if m, ok := p.mode.(*jsonMode); ok {
+				m.live(c)
+			}
 		case <-graceC:
 			p.log.Warn("shutdown grace ended with messages unacknowledged", "in_flight", len(window), "session", c.session)
 			return nil

@@ -86,6 +86,9 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 		logFormat string
 		dataDir   string
 		httpAddr  string
+
+		clockStart, clockEpoch string
+		clockSpeed             float64
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
@@ -122,7 +125,14 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			if cmd.Flags().Changed("http") {
 				cfg.HTTP.Listen = httpAddr
 			}
-			a, err := agent.New(cfg, log)
+			var options []agent.Option
+			if clock, ok, err := parseSimClock(clockStart, clockEpoch, clockSpeed); err != nil {
+				return usageError{err}
+			} else if ok {
+				log.Warn("running on a simulated clock: samples and KPI windows are stamped with it", "start", clockStart, "speed", clockSpeed)
+				options = append(options, agent.WithClock(clock.now))
+			}
+			a, err := agent.New(cfg, log, options...)
 			if err != nil {
 				return err
 			}
@@ -136,6 +146,14 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text (key=value) or json, one record a line on stderr")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "directory of the buffer file (overrides gateway.data_dir)")
 	cmd.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP listener, \"\" to disable (overrides http.listen)")
+	// A simulated clock for tests and demos of whole shifts with plcsim's flags of the same
+	// names; hidden, because a plant never wants it.
+	cmd.Flags().StringVar(&clockStart, "clock-start", "", "simulated time at --clock-epoch (RFC 3339)")
+	cmd.Flags().StringVar(&clockEpoch, "clock-epoch", "", "real time at which the simulated clock reads --clock-start (default: now)")
+	cmd.Flags().Float64Var(&clockSpeed, "clock-speed", 1, "simulated seconds per real second")
+	for _, f := range []string{"clock-start", "clock-epoch", "clock-speed"} {
+		_ = cmd.Flags().MarkHidden(f)
+	}
 	return cmd
 }
 
