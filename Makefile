@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # The three gateway targets: os/arch[/arm version].
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
 
-.PHONY: deps test vet build bench demo generate clean
+.PHONY: deps test vet build package bench demo generate clean
 
 deps:
 	./scripts/deps.sh
@@ -33,6 +33,12 @@ build:
 				-o dist/$$cmd-$$suffix ./cmd/$$cmd || exit 1; \
 		done; \
 	done
+
+# Debian packages of the agent for the three gateway targets (amd64, arm64, armhf), with its
+# systemd unit, default config and maintainer scripts, in dist/. packaging/ drives nfpm as a Go
+# library: only Go is needed.
+package:
+	$(GO) run ./packaging --version "$(VERSION)" --commit "$(COMMIT)" --out dist
 
 # Regenerates committed generated code (Sparkplug B protobuf); CI needs no protoc.
 generate:

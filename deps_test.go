@@ -26,6 +26,7 @@ var allowedImports = []struct {
 	{"cmd/floorlink", []string{"agent/...", "drivers/...", "buffer", "verify", "watch"}, "thin main and its commands"},
 	{"cmd/floorlink/...", []string{"agent/...", "drivers/...", "buffer", "verify"}, "tests that run the built binaries"},
 	{"cmd/plcsim", []string{"simulators/..."}, "thin main"},
+	{"packaging", nil, "builds the .deb files with nfpm; never shipped"},
 	{"cmd/floorlink-demo", []string{"agent", "agent/config", "simulators/...", "watch"}, "dev launcher, never shipped: plcsim, an embedded broker and the agent in one process"},
 	{"agent", []string{"agent/...", "drivers/...", "buffer"}, "wiring: everything below"},
 	{"agent/config", nil, "describes the file, not the parts"},
