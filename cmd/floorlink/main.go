@@ -138,7 +138,12 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return a.Run(ctx)
+			// Under systemd (Type=notify): READY, the watchdog, STOPPING.
+			ntf, err := newNotifier(os.Getenv, os.Getpid())
+			if err != nil {
+				log.Warn("not notifying systemd", "err", err)
+			}
+			return runNotified(ctx, ntf, log, a.Run)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")
