@@ -39,12 +39,19 @@ type Agent struct {
 // The process is killed at the end of the test if it still runs.
 func Start(t testing.TB, bin, cfgPath string, env ...string) *Agent {
 	t.Helper()
+	return StartArgs(t, bin, []string{"run", "-c", cfgPath, "--log-level", "debug"}, env...)
+}
+
+// StartArgs runs bin with args (e.g. run with more flags) and env added to the test's
+// environment, as Start does.
+func StartArgs(t testing.TB, bin string, args []string, env ...string) *Agent {
+	t.Helper()
 	logFile, err := os.CreateTemp(t.TempDir(), "agent-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := &Agent{t: t, logPath: logFile.Name(), done: make(chan struct{})}
-	a.cmd = exec.Command(bin, "run", "-c", cfgPath, "--log-level", "debug")
+	a.cmd = exec.Command(bin, args...)
 	a.cmd.Env = append(os.Environ(), env...)
 	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
 	if err := a.cmd.Start(); err != nil {
