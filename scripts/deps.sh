@@ -72,4 +72,17 @@ if ! cmp -s "$src/package-lock.json" "$dst/installed-lock.json" || [ ! -f "$dst/
 	(cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 	cp "$src/package-lock.json" "$dst/installed-lock.json"
 fi
+# npm node-opcua, the independent OPC UA server of drivers/opcua's tests (scripts/opcua/server.js:
+# security, users, node removal), the same way into .deps/opcua from scripts/opcua's lock.
+src="$root/scripts/opcua"
+dst="$root/.deps/opcua"
+if ! cmp -s "$src/package-lock.json" "$dst/installed-lock.json" || [ ! -f "$dst/node_modules/node-opcua/package.json" ]; then
+	command -v npm >/dev/null || { echo "deps: npm not found: install Node.js 20 or later with npm" >&2; exit 1; }
+	echo "deps: installing npm packages of scripts/opcua into .deps/opcua"
+	mkdir -p "$dst"
+	rm -f "$dst/installed-lock.json"
+	cp "$src/package.json" "$src/package-lock.json" "$dst/"
+	(cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+	cp "$src/package-lock.json" "$dst/installed-lock.json"
+fi
 echo "deps: ok"
