@@ -9,12 +9,15 @@
 //	       [--modbus-rtu | --rtu-device /dev/ttyUSB0] [--baud 115200] [--parity none] [--stop-bits 1] [--no-pacing]
 //	       [--delay 0s] [--unit-delay UNIT:DURATION]... [--late UNIT:DURATION]... [--silent-unit UNIT]...
 //	       [--exception UNIT:[TABLE:]FIRST-LAST:CODE]... [--fragment-gap 0s] [--fragment-size 0] [--drop-every 0s]
+//	       [--opcua 127.0.0.1:4840] [--opcua-host NAME]... [--opcua-remove NODE]...
 //
 // Modbus TCP is served on --modbus-tcp unless an RTU flag is given without it; --modbus-rtu
 // creates a pseudo-terminal, --rtu-device serves an existing serial device (an RS-485 adapter);
 // both framings can run at once, on one line and one set of faults. Once serving, plcsim prints
 // one line to stdout per framing, "modbus-tcp listening on HOST:PORT" (port 0 picks a free port)
-// then "modbus-rtu listening on /dev/pts/N" (or the device's path); scripts and tests read them.
+// then "modbus-rtu listening on /dev/pts/N" (or the device's path), then with --opcua
+// "opcua listening on opc.tcp://HOST:PORT"; scripts and tests read them. --opcua without
+// --modbus-tcp serves no Modbus TCP, as an RTU flag does.
 // It logs to stderr.
 //
 // SIGUSR1 drops every Modbus TCP connection; SIGUSR2 toggles refusing new ones. SIGINT or SIGTERM
@@ -40,6 +43,7 @@ import (
 
 	"github.com/floorlink/floorlink/simulators/line"
 	simmodbus "github.com/floorlink/floorlink/simulators/modbus"
+	simopcua "github.com/floorlink/floorlink/simulators/opcua"
 	"github.com/floorlink/floorlink/simulators/pace"
 )
 
@@ -118,6 +122,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.fragmentGap, "fragment-gap", 0, "write every answer (TCP and RTU) in pieces with this pause between them; 0: whole")
 	fs.IntVar(&f.fragmentSize, "fragment-size", 0, "bytes per piece with --fragment-gap; 0: three pieces")
 	fs.DurationVar(&f.dropEvery, "drop-every", 0, "drop every Modbus TCP connection this often; 0: never")
+	var ou opcuaFlags
+	ou.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -132,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tcpSet := false
 	fs.Visit(func(fl *flag.Flag) { tcpSet = tcpSet || fl.Name == "modbus-tcp" })
 	rtu := *modbusRTU || *rtuDevice != ""
-	if rtu && !tcpSet {
+	if (rtu || ou.addr != "") && !tcpSet {
 		*modbusTCP = ""
 	}
 	switch {
@@ -148,8 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usage("--speed %v: want more than 0", *speed)
 	case *modbusRTU && *rtuDevice != "":
 		return usage("--modbus-rtu and --rtu-device: want one of them")
-	case !rtu && *modbusTCP == "":
-		return usage("nothing to serve: give --modbus-tcp, --modbus-rtu or --rtu-device")
+	case !rtu && *modbusTCP == "" && ou.addr == "":
+		return usage("nothing to serve: give --modbus-tcp, --modbus-rtu, --rtu-device or --opcua")
 	case *baud <= 0:
 		return usage("--baud %d: want more than 0", *baud)
 	case *parity != "none" && *parity != "even" && *parity != "odd":
@@ -205,6 +211,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		port, rtuPath = dev, *rtuDevice
 	}
+	ua, uaLn, err := ou.listen(l, p.Locker(), log)
+	if err != nil {
+		return err
+	}
+	if uaLn != nil {
+		defer uaLn.Close() // Run closes it; this is for an early return
+	}
 	attrs := []any{"seed", *seed, "machines", *machines, "registers", *registers, "step", *step, "speed", *speed}
 	if ln != nil {
 		fmt.Fprintf(stdout, "modbus-tcp listening on %s\n", ln.Addr())
@@ -213,6 +226,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if port != nil {
 		fmt.Fprintf(stdout, "modbus-rtu listening on %s\n", rtuPath)
 		attrs = append(attrs, "modbus_rtu", rtuPath, "baud", *baud, "parity", *parity, "stop_bits", *stopBits, "pacing", !*noPacing)
+	}
+	if uaLn != nil {
+		fmt.Fprintf(stdout, "opcua listening on %s\n", simopcua.EndpointURL(uaLn.Addr()))
+		attrs = append(attrs, "opcua", simopcua.EndpointURL(uaLn.Addr()))
 	}
 	log.Info("plcsim started", attrs...)
 
@@ -225,6 +242,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if port != nil {
 		g.Go(func() error { return srv.RunRTU(gctx, port, ro) })
+	}
+	if ua != nil {
+		g.Go(func() error { return ua.Run(gctx, uaLn) })
 	}
 	err = g.Wait()
 	var tick uint64
