@@ -7,13 +7,13 @@ import (
 
 func TestParseNodeID(t *testing.T) {
 	good := map[string]string{
-		"i=2258":                     "i=2258",
-		"ns=0;i=2258":                "i=2258",
-		"ns=2;s=Line1.M1.State":      "ns=2;s=Line1.M1.State",
-		"ns=3;i=70000":               "ns=3;i=70000",
+		"i=2258":                "i=2258",
+		"ns=0;i=2258":           "i=2258",
+		"ns=2;s=Line1.M1.State": "ns=2;s=Line1.M1.State",
+		"ns=3;i=70000":          "ns=3;i=70000",
 		"ns=1;g=5CE9DBCE-5D79-434C-9AC3-1CFBA9A6E92C": "ns=1;g=5CE9DBCE-5D79-434C-9AC3-1CFBA9A6E92C",
-		"ns=1;b=AAEC":                "ns=1;b=AAEC",
-		"ns=2;s=with;semicolon=x":    "ns=2;s=with;semicolon=x",
+		"ns=1;b=AAEC":             "ns=1;b=AAEC",
+		"ns=2;s=with;semicolon=x": "ns=2;s=with;semicolon=x",
 	}
 	for in, want := range good {
 		id, err := ParseNodeID(in)
@@ -26,16 +26,16 @@ func TestParseNodeID(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"":                       "empty node id",
-		"Line1.M1.State":         "want \"ns=<index>",
-		"ns=2":                   "want \"ns=<index>",
-		"ns=2;x=1":               "want \"ns=<index>",
-		"ns=2;s=":                "empty identifier",
-		"ns=x;s=a":               "node id",
-		"i=abc":                  "node id",
-		"ns=70000;i=1":           "node id",
-		"nsu=urn:x;s=a":          "namespace URIs",
-		"ns=1;g=not-a-guid":      "node id",
+		"":                        "empty node id",
+		"Line1.M1.State":          "want \"ns=<index>",
+		"ns=2":                    "want \"ns=<index>",
+		"ns=2;x=1":                "want \"ns=<index>",
+		"ns=2;s=":                 "empty identifier",
+		"ns=x;s=a":                "node id",
+		"i=abc":                   "node id",
+		"ns=70000;i=1":            "node id",
+		"nsu=urn:x;s=a":           "namespace URIs",
+		"ns=1;g=not-a-guid":       "node id",
 		strings.Repeat("s", 2000): "at most 1024",
 	}
 	for in, want := range bad {

@@ -88,7 +88,9 @@ type CertInfo struct {
 }
 
 // ExpiresWithin reports whether the certificate's validity ends before now+d (or has ended).
-func (c CertInfo) ExpiresWithin(now time.Time, d time.Duration) bool { return !now.Add(d).Before(c.NotAfter) }
+func (c CertInfo) ExpiresWithin(now time.Time, d time.Duration) bool {
+	return !now.Add(d).Before(c.NotAfter)
+}
 
 // PKI is a PKI directory. Its methods are safe to call from several goroutines as far as the
 // file system is: two processes renewing at once may leave either certificate.

@@ -3,6 +3,7 @@ package opcua
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -122,4 +123,15 @@ func goodValue(c *collector, tag int, want string) error {
 		return fmt.Errorf("tag %d: got %s, want %s", tag, got, want)
 	}
 	return nil
+}
+
+// closedPort returns a loopback port nothing listens on (it was free a moment ago).
+func closedPort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
 }
