@@ -40,11 +40,22 @@ func quality(sc ua.StatusCode) (drivers.Quality, string) {
 // "BadNodeIdUnknown"; the info bits (low 16) are ignored.
 func statusName(sc ua.StatusCode) string {
 	code := ua.StatusCode(uint32(sc) & 0xFFFF0000)
-	if d, ok := ua.StatusCodes[code]; ok {
-		return strings.TrimPrefix(d.Name, "Status")
+	if n, ok := statusNames[code]; ok {
+		return n
 	}
 	return fmt.Sprintf("0x%08X", uint32(code))
 }
+
+// statusNames holds the spec's names of the StatusCodes, built once from gopcua's table, whose
+// Go names spell Id, Uri and Tcp as ID, URI and TCP ("StatusBadNodeIDUnknown"). Read-only.
+var statusNames = func() map[ua.StatusCode]string {
+	r := strings.NewReplacer("ID", "Id", "URI", "Uri", "TCP", "Tcp")
+	m := make(map[ua.StatusCode]string, len(ua.StatusCodes))
+	for code, d := range ua.StatusCodes {
+		m[code] = r.Replace(strings.TrimPrefix(d.Name, "Status"))
+	}
+	return m
+}()
 
 // decode turns a variant into a Value and the tag type it carries (an array yields its element
 // type, array true). ok is false for a type the driver does not map.
