@@ -10,6 +10,11 @@
 //	       [--delay 0s] [--unit-delay UNIT:DURATION]... [--late UNIT:DURATION]... [--silent-unit UNIT]...
 //	       [--exception UNIT:[TABLE:]FIRST-LAST:CODE]... [--fragment-gap 0s] [--fragment-size 0] [--drop-every 0s]
 //	       [--opcua 127.0.0.1:4840] [--opcua-host NAME]... [--opcua-remove NODE]...
+//	       [--scenario FILE] [--clock-start RFC3339] [--clock-epoch RFC3339Nano]
+//
+// --scenario scripts machines of the line (simulators/scenario); --clock-start and --clock-epoch
+// pace it by a clock shared with other processes: at real time r it serves tick
+// floor((r - epoch) x speed / step), tick 0 before the epoch (default: when plcsim starts).
 //
 // Modbus TCP is served on --modbus-tcp unless an RTU flag is given without it; --modbus-rtu
 // creates a pseudo-terminal, --rtu-device serves an existing serial device (an RS-485 adapter);
@@ -124,6 +129,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.dropEvery, "drop-every", 0, "drop every Modbus TCP connection this often; 0: never")
 	var ou opcuaFlags
 	ou.register(fs)
+	var sf scenarioFlags
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -170,11 +177,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ro := simmodbus.RTUOptions{Baud: *baud, Parity: simmodbus.Parity(*parity), StopBits: *stopBits, NoPacing: *noPacing}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	l, err := line.New(line.Config{Seed: *seed, Machines: *machines, Step: *step, ExtraValues: *registers})
+	scripts, err := sf.load(*speed, *step)
 	if err != nil {
 		return err
 	}
-	p, err := pace.New(l, pace.Options{Speed: *speed})
+	l, err := line.New(line.Config{Seed: *seed, Machines: *machines, Step: *step, ExtraValues: *registers, Scripts: scripts})
+	if err != nil {
+		return err
+	}
+	p, err := pace.New(l, pace.Options{Speed: *speed, Manual: sf.clocked()})
 	if err != nil {
 		return err
 	}
@@ -219,6 +230,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer uaLn.Close() // Run closes it; this is for an early return
 	}
 	attrs := []any{"seed", *seed, "machines", *machines, "registers", *registers, "step", *step, "speed", *speed}
+	attrs = append(attrs, sf.attrs()...)
 	if ln != nil {
 		fmt.Fprintf(stdout, "modbus-tcp listening on %s\n", ln.Addr())
 		attrs = append(attrs, "modbus_tcp", ln.Addr().String())
@@ -235,6 +247,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Run(gctx) })
+	if sf.clocked() {
+		sf.catchUp(p) // before any server runs: no reader sees the line behind the clock
+		g.Go(func() error { return sf.run(gctx, p) })
+	}
 	// Always, so that SIGUSR1/2 never kill an RTU-only plcsim (their default action).
 	g.Go(func() error { return tcpControl(gctx, srv, f.dropEvery, log) })
 	if ln != nil {
