@@ -86,6 +86,7 @@ async function main() {
             nodeId: "s=Line1.Types." + name,
             dataType: name === "Enum" ? "MessageSecurityMode" : DataType[dt],
             valueRank: arrayType ? 1 : -1,
+            accessLevel: "CurrentRead", userAccessLevel: "CurrentRead",
             arrayDimensions: arrayType ? [value.length] : null,
             value: variant,
         });
