@@ -3,8 +3,15 @@ package modbus
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/goburrow/serial"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -86,19 +93,19 @@ func layoutTags(unit byte, tick uint32) ([]drivers.Tag, []drivers.Value) {
 }
 
 // TestIssue5_Layout reads plcsim's whole layout block (every type in every byte order: negative
-// numbers, extremes, NaN and infinities, text, BCD, bits) over TCP and RTU, at a tick just
-// before and just after both counters roll over.
+// numbers, extremes, NaN and infinities, text, BCD, bits) over TCP and RTU, at ticks just before
+// and just after each counter rolls over: counter16 from tick 65 to 66, counter32 from 85 to 86.
 func TestIssue5_Layout(t *testing.T) {
 	for _, protocol := range simTransports {
 		t.Run(protocol, func(t *testing.T) {
 			sim := simtest.Start(t, simtest.Options{Manual: true, RTU: true})
-			sim.Advance(85) // counter32 is 4,250,000,000; one tick more and it wraps
+			sim.Advance(65) // counter16 is 65,000; one tick more and it wraps
 			const unit = 2
 			tags, _ := layoutTags(unit, uint32(sim.Tick()))
 			r := startDriver(t, simUnit(sim, protocol, unit, tags...), Options{})
-			var lastC32 uint64
-			for step := range 3 {
-				tick := uint32(sim.Tick())
+			var lastC16, lastC32 uint64
+			for _, tick := range []uint32{65, 66, 85, 86} {
+				sim.Advance(int(tick) - int(sim.Tick()))
 				_, want := layoutTags(unit, tick)
 				// A poll may straddle Advance; the next one after a batch with the new tick is
 				// entirely after it.
@@ -109,16 +116,102 @@ func TestIssue5_Layout(t *testing.T) {
 				checkLayout(t, b, want)
 				c16, c32 := b.Samples[2].Value.Uint(), b.Samples[3].Value.Uint()
 				t.Logf("tick %d: counter16 %d, counter32 %d", tick, c16, c32)
-				if step == 1 && c32 >= lastC32 {
+				if tick == 66 && c16 >= lastC16 {
+					t.Errorf("counter16 did not roll over: %d then %d", lastC16, c16)
+				}
+				if tick == 86 && c32 >= lastC32 {
 					t.Errorf("counter32 did not roll over: %d then %d", lastC32, c32)
 				}
-				lastC32 = c32
-				sim.Advance(1)
+				lastC16, lastC32 = c16, c32
 			}
 			if got := countReads(r.d); got != 3 {
 				t.Errorf("%d reads for the 350-register block, want 3", got)
 			}
 		})
+	}
+}
+
+// TestIssue5_Layout_Cover: the plcsim block that TestIssue5_Layout reads holds every type of
+// Types() in every byte order the driver accepts for it, a negative number and the minimum of
+// every signed type, NaN and both infinities in both float types. The few pairs plcsim does not
+// serve are listed, and covered by TestDriver_Layout_TCP and TestDriver_RTU_PTY_Layout (the
+// in-test servers, over a socket and a pty), which TestLayoutCases_Cover checks.
+func TestIssue5_Layout_Cover(t *testing.T) {
+	notInSim := map[string]bool{"bcd16/BA": true, "bcd32/BADC": true, "bcd32/DCBA": true}
+	seen := map[string]bool{}
+	values := map[string]bool{} // "float32 nan", "int16 negative", ...
+	for _, l := range simtest.Layouts() {
+		tg, _ := layoutTag(l, 1, 0)
+		order := tg.ByteOrder
+		if tg.Type == drivers.TypeBool {
+			order = ""
+		}
+		seen[string(tg.Type)+"/"+order] = true
+		switch v := l.Value.(type) {
+		case int16:
+			markInt(values, string(l.Type), int64(v), math.MinInt16)
+		case int32:
+			markInt(values, string(l.Type), int64(v), math.MinInt32)
+		case int64:
+			markInt(values, string(l.Type), v, math.MinInt64)
+		case float32:
+			markFloat(values, string(l.Type), float64(v))
+		case float64:
+			markFloat(values, string(l.Type), v)
+		}
+	}
+	for _, typ := range Types() {
+		var orders []string
+		switch typ {
+		case drivers.TypeBool:
+			orders = []string{""}
+		case drivers.TypeInt16, drivers.TypeUint16, drivers.TypeBCD16, drivers.TypeString:
+			orders = []string{"AB", "BA"}
+		default:
+			orders = []string{"ABCD", "CDAB", "BADC", "DCBA"}
+		}
+		for _, o := range orders {
+			k := string(typ) + "/" + o
+			if !seen[k] && !notInSim[k] {
+				t.Errorf("plcsim's layout block has no %s in %q", typ, o)
+			}
+		}
+	}
+	for _, typ := range []string{"int16", "int32", "int64"} {
+		for _, what := range []string{"negative", "min"} {
+			if !values[typ+" "+what] {
+				t.Errorf("plcsim's layout block has no %s %s", typ, what)
+			}
+		}
+	}
+	for _, typ := range []string{"float32", "float64"} {
+		for _, what := range []string{"negative", "nan", "+inf", "-inf"} {
+			if !values[typ+" "+what] {
+				t.Errorf("plcsim's layout block has no %s %s", typ, what)
+			}
+		}
+	}
+}
+
+func markInt(values map[string]bool, typ string, v, minimum int64) {
+	if v < 0 {
+		values[typ+" negative"] = true
+	}
+	if v == minimum {
+		values[typ+" min"] = true
+	}
+}
+
+func markFloat(values map[string]bool, typ string, v float64) {
+	switch {
+	case math.IsNaN(v):
+		values[typ+" nan"] = true
+	case math.IsInf(v, 1):
+		values[typ+" +inf"] = true
+	case math.IsInf(v, -1):
+		values[typ+" -inf"] = true
+	case v < 0:
+		values[typ+" negative"] = true
 	}
 }
 
@@ -219,7 +312,8 @@ func TestIssue5_LateAnswers(t *testing.T) {
 }
 
 // TestIssue5_Cancel: cancelling while a request waits on a silent unit returns within 1 s
-// (the request timeout is a minute), over TCP and RTU.
+// (the request timeout is a minute), over TCP and RTU. BenchmarkIssue5_Cancel has the real
+// figure.
 func TestIssue5_Cancel(t *testing.T) {
 	for _, protocol := range simTransports {
 		t.Run(protocol, func(t *testing.T) {
@@ -231,10 +325,15 @@ func TestIssue5_Cancel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			sent := signalWait(d)
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			go func() { done <- d.Run(ctx, &recorder{}) }()
-			<-time.After(300 * time.Millisecond) // let the request go out and block
+			select {
+			case <-sent:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no request sent and waiting within 10s")
+			}
 			start := time.Now()
 			cancel()
 			select {
@@ -321,6 +420,97 @@ func BenchmarkRTU_Sim(b *testing.B) {
 			wire := simtest.RTUOptions{}.WireTime(8, 5+2*regs)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 			b.ReportMetric(float64(time.Second)/float64(wire), "wire-limit-req/s")
+		})
+	}
+}
+
+// writeSignal is a connection that closes waiting when it is first read after a write: the
+// request is out and the driver is reading (or about to block reading) its answer.
+type writeSignal struct {
+	io.ReadWriteCloser
+	waiting chan struct{}
+	wrote   atomic.Bool
+	once    sync.Once
+}
+
+func (w *writeSignal) Write(p []byte) (int, error) {
+	n, err := w.ReadWriteCloser.Write(p)
+	w.wrote.Store(true)
+	return n, err
+}
+
+func (w *writeSignal) Read(p []byte) (int, error) {
+	if w.wrote.Load() {
+		w.once.Do(func() { close(w.waiting) })
+	}
+	return w.ReadWriteCloser.Read(p)
+}
+
+type connSignal struct {
+	net.Conn
+	w *writeSignal
+}
+
+func (c connSignal) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c connSignal) Read(p []byte) (int, error)  { return c.w.Read(p) }
+
+// signalWait makes d's next connection (TCP or serial) close the returned channel when the
+// driver starts reading the answer to its first request.
+func signalWait(d *Driver) <-chan struct{} {
+	sent := make(chan struct{})
+	dial, open := d.dial, d.open
+	d.dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return connSignal{c, &writeSignal{ReadWriteCloser: c, waiting: sent}}, nil
+	}
+	d.open = func(cfg *serial.Config) (io.ReadWriteCloser, error) {
+		p, err := open(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &writeSignal{ReadWriteCloser: p, waiting: sent}, nil
+	}
+	return sent
+}
+
+// BenchmarkIssue5_Cancel is the real figure behind TestIssue5_Cancel's 1 s bound: per op, the
+// driver is started on a unit of plcsim that never answers (a request timeout of a minute), its
+// request goes out (the op waits until the driver reads for the answer), and the time from
+// cancelling Run's context to Run's return is the op's ns/op; over TCP and over the pty at
+// 115200 baud (where the port is polled in 1 ms slices).
+func BenchmarkIssue5_Cancel(b *testing.B) {
+	for _, protocol := range simTransports {
+		b.Run("protocol="+protocol, func(b *testing.B) {
+			sim := simtest.Start(b, simtest.Options{Manual: true, RTU: true})
+			sim.SetUnitSilent(1, true)
+			dev := simUnit(sim, protocol, 1, tag("state", "40001", drivers.TypeUint16, ""))
+			dev.Timeout = time.Minute
+			var total time.Duration
+			for b.Loop() {
+				d, err := New([]drivers.Device{dev}, Options{}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sent := signalWait(d)
+				ctx, cancel := context.WithCancel(b.Context())
+				done := make(chan error, 1)
+				go func() { done <- d.Run(ctx, &discardSink{}) }()
+				select {
+				case <-sent:
+				case <-time.After(10 * time.Second):
+					b.Fatal("no request sent and waiting within 10s")
+				}
+				start := time.Now()
+				cancel()
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+			}
+			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
 		})
 	}
 }

@@ -1,9 +1,12 @@
 package modbus
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,29 +145,63 @@ func TestDriver_Simulator_UnknownUnit(t *testing.T) {
 	}
 }
 
-// TestIssue5_Reconnect: plcsim drops every connection and refuses new ones for 30 s; the driver
-// reconnects within its backoff cap (1 s here) of the simulator's return, without a restart,
-// with one disconnected and one connected event.
+// TestIssue5_Reconnect: plcsim drops every connection and refuses new ones (accepts and closes
+// them at once, as a PLC whose connection slots are full) for 30 s; the driver keeps trying,
+// every attempt fails and every poll in the outage is Bad, and it reconnects within its backoff
+// cap (1 s here) of the simulator's return, without a restart, with one disconnected and one
+// connected event.
 func TestIssue5_Reconnect(t *testing.T) {
 	t.Parallel()
 	sim := simtest.Start(t, simtest.Options{Manual: true})
 	dev := simDevice(sim.ModbusAddr(), 1)
 	dev.PollInterval = 100 * time.Millisecond
-	const maxBackoff = time.Second
-	r := startDriver(t, dev, Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: maxBackoff})
+	const (
+		maxBackoff = time.Second
+		outage     = 30 * time.Second
+	)
+	var dials atomic.Int64
+	r := startDriver(t, dev, Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: maxBackoff}, func(d *Driver) {
+		dial := d.dial
+		d.dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+			dials.Add(1)
+			return dial(ctx, network, address)
+		}
+	})
 	r.waitBatch(t, "good", allGood)
 
 	sim.SetRefuse(true)
 	sim.DropConnections()
-	r.waitBatch(t, "unreachable", allBad(reasonUnreachable))
-	<-time.After(30 * time.Second) // the outage itself, not a wait for a result
+	down := r.waitBatch(t, "unreachable", allBad(reasonUnreachable))
+	dials0 := dials.Load()
+	<-time.After(outage) // the outage itself, not a wait for a result
+	dialsOut := dials.Load() - dials0
 	back := time.Now()
 	sim.SetRefuse(false)
 	b := r.waitBatch(t, "good again", allGood)
 	late := b.ReadTime.Sub(back)
-	t.Logf("first good poll %v after the simulator's return", late)
+	t.Logf("outage %v: %d connection attempts refused; first good poll %v after the simulator's return", outage, dialsOut, late)
 	if late > maxBackoff+500*time.Millisecond {
 		t.Errorf("reconnected %v after the simulator came back, want within the %v backoff cap", late, maxBackoff)
+	}
+	// The refusal really lasted: the driver kept dialling at its capped backoff (about one
+	// attempt per 0.5-1 s once at the cap) and no poll from the first Bad one until the return
+	// read anything.
+	if dialsOut < int64(outage/maxBackoff)/2 {
+		t.Errorf("%d connection attempts in the %v outage, want at least %d at a %v backoff cap", dialsOut, outage, int64(outage/maxBackoff)/2, maxBackoff)
+	}
+	batches, _ := r.rec.snapshot()
+	inOutage := 0
+	for _, ob := range batches {
+		if ob.ReadTime.Before(down.ReadTime) || !ob.ReadTime.Before(back) {
+			continue
+		}
+		inOutage++
+		if !allBad(reasonUnreachable)(ob) {
+			t.Fatalf("a poll at %v, %v into the outage, read %+v: the simulator did not refuse", ob.ReadTime, ob.ReadTime.Sub(down.ReadTime), ob.Samples)
+		}
+	}
+	if inOutage < 10 {
+		t.Errorf("%d polls in the outage, want one per connection attempt", inOutage)
 	}
 	r.waitEvents(t, drivers.EventConnected, drivers.EventDisconnected, drivers.EventConnected)
 }
