@@ -77,6 +77,57 @@ func TestModbusScan(t *testing.T) {
 	}
 }
 
+// TestModbusScan_RTU scans plcsim's layout block over its pseudo-terminal at 115200 baud: the
+// output is the TCP scan's of the same registers, and shows the block's known int32 -123456789
+// in each of the four byte orders, and its text.
+func TestModbusScan_RTU(t *testing.T) {
+	sim := simtest.Start(t, simtest.Options{Manual: true, RTU: true})
+	rtu := "rtu://" + sim.RTUPath() + "?baud=115200"
+	args := []string{"--unit", "3", "--table", "ir", "--start", "1040", "--count", "8"}
+	viaTCP, err := runScan(t, sim.ModbusAddr(), append([]string{"tcp://" + sim.ModbusAddr()}, args...)...)
+	if err != nil {
+		t.Fatalf("scan over tcp: %v\n%s", err, viaTCP)
+	}
+	viaRTU, err := runScan(t, sim.RTUPath(), append([]string{rtu}, args...)...)
+	if err != nil {
+		t.Fatalf("scan over rtu: %v\n%s", err, viaRTU)
+	}
+	_, body, _ := strings.Cut(viaRTU, "\n")
+	_, tcpBody, _ := strings.Cut(viaTCP, "\n")
+	if diff := cmp.Diff(tcpBody, body); diff != "" {
+		t.Errorf("scan over rtu differs from tcp (-tcp +rtu):\n%s", diff)
+	}
+	// The pairs section: "ir:N ORDER hex int32 ..." then three "ORDER hex int32 ..." lines.
+	int32s := map[string]string{}
+	_, pairs, _ := strings.Cut(body, "# pairs")
+	reg := ""
+	for _, line := range strings.Split(pairs, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.HasPrefix(f[0], "ir:") {
+			reg, f = f[0], f[1:]
+		}
+		if len(f) >= 3 {
+			int32s[reg+" "+f[0]] = f[2]
+		}
+	}
+	// Layout int32_<order>_neg is at ir:1040, 1042, 1044, 1046, each in its own order.
+	for i, order := range []string{"ABCD", "CDAB", "BADC", "DCBA"} {
+		k := fmt.Sprintf("ir:%d %s", 1040+2*i, order)
+		if got := int32s[k]; got != "-123456789" {
+			t.Errorf("%s as int32: got %q, want -123456789", k, got)
+		}
+	}
+	text, err := runScan(t, sim.RTUPath(), rtu, "--unit", "3", "--table", "ir", "--start", "1310", "--count", "8")
+	if err != nil {
+		t.Fatalf("scan over rtu: %v\n%s", err, text)
+	}
+	for _, want := range []string{"FL", "OO", "RL", "IN", "K-", "PL", "CS", "IM"} {
+		if !strings.Contains(text, "  "+want+"\n") {
+			t.Errorf("the text FLOORLINK-PLCSIM: no register shows %q:\n%s", want, text)
+		}
+	}
+}
+
 func TestModbusScan_Errors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
