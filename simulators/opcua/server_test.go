@@ -372,16 +372,3 @@ func TestServer_Endpoints(t *testing.T) {
 	c := connect(t, "opc.tcp://localhost:"+port)
 	read(t, c, ua.AttributeIDValue, "i=2258")
 }
-
-func TestServer_Smoke(t *testing.T) {
-	s := start(t, line.Config{Seed: 1}, true)
-	c := connect(t, s.url)
-	dv := read(t, c, ua.AttributeIDValue, "ns=2;s=Line1.M1.State", "i=2258", "i=11705")
-	for i, d := range dv {
-		t.Logf("%d: %v %v src=%v srv=%v", i, d.Status, d.Value.Value(), d.SourceTimestamp, d.ServerTimestamp)
-	}
-	_ = errors.New
-	_ = fmt.Sprint
-	_ = strings.Cut
-	_ = id.Server
-}
