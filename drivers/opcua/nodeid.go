@@ -43,5 +43,9 @@ func ParseNodeID(s string) (*ua.NodeID, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node id %q: %w", s, err)
 	}
+	// An identifier that decodes to nothing ("b=" followed by only whitespace) names no node.
+	if strings.HasSuffix(id.String(), "=") {
+		return nil, fmt.Errorf("node id %q: empty identifier", s)
+	}
 	return id, nil
 }
