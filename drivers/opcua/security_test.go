@@ -123,3 +123,30 @@ func TestDriver_NodeOPCUA_Security(t *testing.T) {
 		t.Logf("documented message: %v", err)
 	})
 }
+
+// TestDriver_NodeOPCUA_Policies: every modern policy in both secure modes connects and reads,
+// anonymously, with the server's certificate trusted on first use (and kept in trusted/).
+func TestDriver_NodeOPCUA_Policies(t *testing.T) {
+	policies := []string{"Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"}
+	srv := uatest.Start(t, uatest.Options{Secure: true, Policies: policies, Modes: []string{"Sign", "SignAndEncrypt"}})
+	pki := t.TempDir()
+	for _, p := range policies {
+		for _, m := range []string{"Sign", "SignAndEncrypt"} {
+			t.Run(p+"/"+m, func(t *testing.T) {
+				dev := typesDevice(srv.Endpoint, ModePoll)
+				dev.OPCUA.SecurityPolicy, dev.OPCUA.SecurityMode = p, m
+				dev.OPCUA.PKIDir, dev.OPCUA.TrustOnFirstUse, dev.OPCUA.ApplicationURI = pki, true, "urn:floorlink:test-gw"
+				d, err := New(dev, Options{}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := &collector{}
+				run(t, d, c)
+				waitFor(t, 20*time.Second, func() error { return goodValue(c, 5, "-123456789") })
+			})
+		}
+	}
+	if trusted, _ := filepath.Glob(filepath.Join(pki, TrustedDir, "*.der")); len(trusted) != 1 {
+		t.Errorf("trusted/ holds %v, want the server's certificate once", trusted)
+	}
+}

@@ -4,7 +4,9 @@
 //
 // Usage: node server.js '<json options>'
 //   port         TCP port on 127.0.0.1 (required)
-//   secure       true: only Basic256Sha256 SignAndEncrypt; false: only None
+//   secure       true: only Basic256Sha256 SignAndEncrypt (or policies x modes); false: only None
+//   policies     security policy names offered when secure, e.g. ["Aes256_Sha256_RsaPss"]
+//   modes        message security modes offered when secure: ["Sign", "SignAndEncrypt"]
 //   users        {"name": "password"}: username tokens accepted; anonymous only when empty
 //   pki          directory of the server's own PKI (its certificate survives restarts there)
 //   omit         names of the Types variables not to create (a node removed across a restart)
@@ -37,8 +39,8 @@ async function main() {
         host: "127.0.0.1",
         hostname: "127.0.0.1",
         alternateHostname: [],
-        securityPolicies: opts.secure ? [SecurityPolicy.Basic256Sha256] : [SecurityPolicy.None],
-        securityModes: opts.secure ? [MessageSecurityMode.SignAndEncrypt] : [MessageSecurityMode.None],
+        securityPolicies: opts.secure ? (opts.policies || ["Basic256Sha256"]).map((p) => SecurityPolicy[p]) : [SecurityPolicy.None],
+        securityModes: opts.secure ? (opts.modes || ["SignAndEncrypt"]).map((m) => MessageSecurityMode[m]) : [MessageSecurityMode.None],
         allowAnonymous: Object.keys(users).length === 0,
         serverCertificateManager: certificateManager,
         userManager: { isValidUser: (u, p) => users[u] !== undefined && users[u] === p },

@@ -23,8 +23,10 @@ import (
 
 // Options configure a server. The zero value serves security None to anonymous clients.
 type Options struct {
-	// Secure offers only Basic256Sha256 SignAndEncrypt (else only None).
-	Secure bool
+	// Secure offers only Basic256Sha256 SignAndEncrypt (else only None), or Policies × Modes
+	// when given (e.g. "Aes256_Sha256_RsaPss"; "Sign", "SignAndEncrypt").
+	Secure          bool
+	Policies, Modes []string
 	// Users accepted with username tokens; when empty, anonymous clients are accepted.
 	Users map[string]string
 	// Omit names Types variables (e.g. "Int32") not to create.
@@ -93,7 +95,7 @@ func freePort(t testing.TB) int {
 
 func (s *Server) start(opts Options) error {
 	arg, _ := json.Marshal(map[string]any{"port": s.port, "secure": opts.Secure, "users": opts.Users, "pki": s.pki,
-		"omit": opts.Omit, "gen": opts.Gen, "extra": opts.Extra, "maxNodesPerRead": opts.MaxNodesPerRead})
+		"omit": opts.Omit, "policies": opts.Policies, "modes": opts.Modes, "gen": opts.Gen, "extra": opts.Extra, "maxNodesPerRead": opts.MaxNodesPerRead})
 	log, err := os.CreateTemp(filepath.Dir(s.pki), "node-opcua-*.log")
 	if err != nil {
 		return err
