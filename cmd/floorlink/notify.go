@@ -90,6 +90,9 @@ func runNotified(ctx context.Context, n *notifier, log *slog.Logger, run func(co
 		for {
 			select {
 			case <-done:
+				if stopping != nil && ctx.Err() != nil { // a stop so quick that done won the race
+					notify("STOPPING=1")
+				}
 				return
 			case <-stopping:
 				notify("STOPPING=1")
