@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +58,10 @@ type Agent struct {
 	httpAddr atomic.Value // string: the HTTP listener's address once it listens
 
 	now func() time.Time // the clock of samples and KPI windows
-	kpi *kpiRunner       // nil without assets
+	kpi *kpiRunner       // without assets, one without an engine
+
+	devMu   sync.RWMutex // guards devices and conns, which a reload replaces
+	reloads chan reloadRequest
 }
 
 // Option changes how New builds the agent.
@@ -78,9 +82,72 @@ type device struct {
 
 // connection is one driver and the devices it serves.
 type connection struct {
+	key     string // protocol and address: what a reload compares
 	driver  drivers.Driver
 	devices []*device
+	stop    context.CancelFunc // ends the driver's Run; set by startConnection
+	done    chan struct{}      // closed when the driver's Run has returned
 }
+
+// startConnection runs c's driver until ctx ends or c.stop, feeding its devices' sinks.
+func (a *Agent) startConnection(ctx context.Context, c *connection) {
+	sink := connSink{}
+	for _, d := range c.devices {
+		s := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
+		s.status = d.status
+		s.kpi = a.kpi
+		if a.cfg.MQTT.Format == "sparkplug" {
+			s.onEvent = a.deviceEvent
+		}
+		sink[d.dev.Name] = s
+	}
+	ctx, c.stop = context.WithCancel(ctx)
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		if err := c.driver.Run(ctx, sink); err != nil {
+			a.log.Error("connection stopped", "devices", len(c.devices), "err", err)
+		}
+	}()
+}
+
+// connections and deviceList are the current ones; a reload replaces the slices, never edits
+// them.
+func (a *Agent) connections() []*connection {
+	a.devMu.RLock()
+	defer a.devMu.RUnlock()
+	return a.conns
+}
+
+func (a *Agent) deviceList() []*device {
+	a.devMu.RLock()
+	defer a.devMu.RUnlock()
+	return a.devices
+}
+
+func devicesOf(ds []*device) []drivers.Device {
+	out := make([]drivers.Device, len(ds))
+	for i, d := range ds {
+		out[i] = d.dev
+	}
+	return out
+}
+
+// newConnection builds the driver of one bus and its devices.
+func (a *Agent) newConnection(cfg *config.File, bus config.Bus) (*connection, error) {
+	devs := busDevices(cfg, bus)
+	drv, err := modbus.New(devs, modbus.Options{Now: a.now}, a.log)
+	if err != nil {
+		return nil, err
+	}
+	c := &connection{key: busKey(bus), driver: drv}
+	for k, i := range bus.Devices {
+		c.devices = append(c.devices, &device{dev: devs[k], conf: cfg.Devices[i], status: newDeviceStatus(devs[k])})
+	}
+	return c, nil
+}
+
+func busKey(bus config.Bus) string { return bus.Protocol + " " + strings.ToLower(bus.Address) }
 
 func busDevices(cfg *config.File, bus config.Bus) []drivers.Device {
 	devs := make([]drivers.Device, len(bus.Devices))
@@ -139,7 +206,7 @@ func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("gateway", cfg.Gateway.ID)
-	a := &Agent{cfg: cfg, log: log, now: time.Now}
+	a := &Agent{cfg: cfg, log: log, now: time.Now, reloads: make(chan reloadRequest)}
 	for _, o := range options {
 		o(a)
 	}
@@ -148,27 +215,17 @@ func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) 
 	// one serial port) are polled in turn over it.
 	var problems []config.Problem
 	for _, bus := range cfg.Buses() {
-		devs := busDevices(cfg, bus)
-		drv, err := modbus.New(devs, modbus.Options{Now: a.now}, log)
+		c, err := a.newConnection(cfg, bus)
 		if err != nil {
 			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", bus.Devices[0]), err)...)
 			continue
 		}
-		b := &connection{driver: drv}
-		for k, i := range bus.Devices {
-			d := &device{dev: devs[k], conf: cfg.Devices[i], status: newDeviceStatus(devs[k])}
-			a.devices = append(a.devices, d)
-			b.devices = append(b.devices, d)
-		}
-		a.conns = append(a.conns, b)
+		a.devices = append(a.devices, c.devices...)
+		a.conns = append(a.conns, c)
 	}
 	if len(problems) == 0 {
-		devs := make([]drivers.Device, len(a.devices))
-		for i, d := range a.devices {
-			devs[i] = d.dev
-		}
 		var ps []config.Problem
-		a.kpi, ps = newKPI(cfg, devs, log)
+		a.kpi, ps = newKPI(cfg, devicesOf(a.devices), log)
 		problems = append(problems, ps...)
 	}
 	if err := config.Join(cfg, problems...); err != nil {
@@ -190,10 +247,8 @@ func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) 
 		return nil, err
 	}
 	a.buf = buf
-	if a.kpi != nil {
-		a.kpi.buf = buf
-		a.restoreKPI()
-	}
+	a.kpi.buf = buf
+	a.restoreKPI()
 	lastSession, err := a.lastSession()
 	if err != nil {
 		buf.Close()
@@ -215,9 +270,7 @@ func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) 
 		}
 	}
 	opts.SessionBegun = a.sessionBegun
-	if a.kpi != nil {
-		opts.LiveInterval, opts.Live = a.kpiLiveInterval(), a.kpiLive
-	}
+	opts.LiveInterval, opts.Live = a.kpiLiveInterval(), a.kpiLive
 	opts.OnDeadLetter = a.deadLetter
 	opts.StatsPayload = a.appendStats
 	pub, err := publish.New(buf, opts, log)
@@ -227,9 +280,7 @@ func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) 
 	}
 	a.pub = pub
 	a.metrics = newMetrics(a)
-	if a.kpi != nil {
-		a.kpi.closed = func(asset string) { a.metrics.kpiWindows.WithLabelValues(asset).Inc() }
-	}
+	a.kpi.closed = func(asset string) { a.metrics.kpiWindows.WithLabelValues(asset).Inc() }
 	for i := range a.devices {
 		a.devices[i].status.latency = a.metrics.latency.WithLabelValues(a.devices[i].dev.Name)
 	}
@@ -449,52 +500,39 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	// Windows that closed while the agent was down (their ends are behind the restored
 	// snapshot's time) are committed before any new sample counts.
-	var kpiDone chan struct{}
 	kpiCtx, stopKPI := context.WithCancel(context.Background())
 	defer stopKPI()
-	if a.kpi != nil {
-		a.kpi.flushWindows(a.now())
-		kpiDone = make(chan struct{})
-		go func() { defer close(kpiDone); a.kpi.run(kpiCtx, a.now) }()
-	}
+	a.kpi.flushWindows(a.now())
+	kpiDone := make(chan struct{})
+	go func() { defer close(kpiDone); a.kpi.run(kpiCtx, a.now) }()
 
-	var drivers sync.WaitGroup
 	for _, c := range a.conns {
-		sink := connSink{}
-		for _, d := range c.devices {
-			s := newDeviceSink(d.dev, tagPolicies(d.conf.Tags), a.buf, &a.counts, a.log)
-			s.status = d.status
-			s.kpi = a.kpi
-			if a.cfg.MQTT.Format == "sparkplug" {
-				s.onEvent = a.deviceEvent
-			}
-			sink[d.dev.Name] = s
-		}
-		drivers.Add(1)
-		go func() {
-			defer drivers.Done()
-			if err := c.driver.Run(ctx, sink); err != nil {
-				a.log.Error("connection stopped", "devices", len(c.devices), "err", err)
-			}
-		}()
+		a.startConnection(ctx, c)
 	}
 	stopHTTP := a.serveHTTP(ctx, a.ready(ctx))
 	a.log.Info("agent running", "devices", len(a.devices), "epoch", a.buf.Epoch())
 
-	<-ctx.Done()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case req := <-a.reloads:
+			req.done <- a.apply(ctx, req.cfg)
+		}
+	}
 	start := time.Now()
-	drivers.Wait()
+	for _, c := range a.connections() {
+		<-c.done
+	}
 	grace, cancel := context.WithTimeout(context.Background(), a.cfg.MQTT.ShutdownGrace)
 	defer cancel()
-	if a.kpi != nil {
-		// The windows the drivers' last samples closed, then the accumulators as they are, so
-		// that a restart continues the shift from here; the time until then is unknown.
-		stopKPI()
-		<-kpiDone
-		a.kpi.flushWindows(a.now())
-		if err := a.kpi.saveSnapshot(grace); err != nil {
-			a.log.Warn("save the kpi snapshot at stop", "err", err)
-		}
+	// The windows the drivers' last samples closed, then the accumulators as they are, so that
+	// a restart continues the shift from here; the time until then is unknown.
+	stopKPI()
+	<-kpiDone
+	a.kpi.flushWindows(a.now())
+	if err := a.kpi.saveSnapshot(grace); err != nil {
+		a.log.Warn("save the kpi snapshot at stop", "err", err)
 	}
 	if err := a.buf.Flush(grace); err != nil {
 		a.log.Warn("flush the buffer at stop", "err", err)

@@ -45,7 +45,9 @@ type kpiRunner struct {
 // observe feeds one batch; called from the device sinks.
 func (k *kpiRunner) observe(b *drivers.Batch) {
 	k.mu.Lock()
-	k.eng.Observe(b)
+	if k.eng != nil {
+		k.eng.Observe(b)
+	}
 	k.mu.Unlock()
 }
 
@@ -53,8 +55,14 @@ func (k *kpiRunner) observe(b *drivers.Batch) {
 func (k *kpiRunner) flushWindows(now time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.eng == nil && !k.pending {
+		return
+	}
 	for {
 		if !k.pending {
+			if k.eng == nil {
+				return
+			}
 			if !k.eng.Next(now, &k.rec) {
 				return
 			}
@@ -85,7 +93,7 @@ func (k *kpiRunner) flushWindows(now time.Time) {
 // is committed, so that the snapshot never gets ahead of a KPI record.
 func (k *kpiRunner) saveSnapshot(ctx context.Context) error {
 	k.mu.Lock()
-	if k.pending {
+	if k.pending || k.eng == nil {
 		k.mu.Unlock()
 		return nil // the pending record carries the snapshot
 	}
@@ -124,6 +132,9 @@ func (k *kpiRunner) run(ctx context.Context, now func() time.Time) {
 // taken is unknown. A snapshot that cannot be read is logged and the engine starts afresh: the
 // windows in progress then begin at the first sample.
 func (a *Agent) restoreKPI() {
+	if a.kpi.eng == nil {
+		return
+	}
 	snap, err := a.buf.State(stateKPI)
 	if err == nil && len(snap) > 0 {
 		err = a.kpi.eng.Restore(snap, a.now())
@@ -133,13 +144,14 @@ func (a *Agent) restoreKPI() {
 	}
 }
 
-// kpiLiveInterval is the publisher's live tick: the shortest asset live_interval.
+// kpiLiveInterval is the publisher's live tick: the shortest asset live_interval, and at most
+// a second, so that assets a reload adds get theirs too.
 func (a *Agent) kpiLiveInterval() time.Duration {
-	var d time.Duration
+	a.kpi.mu.Lock()
+	defer a.kpi.mu.Unlock()
+	d := time.Second
 	for _, iv := range a.kpi.live {
-		if d == 0 || iv < d {
-			d = iv
-		}
+		d = min(d, iv)
 	}
 	return d
 }
@@ -148,11 +160,13 @@ func (a *Agent) kpiLiveInterval() time.Duration {
 func (a *Agent) kpiLive(send func(rec *record.Record)) {
 	k := a.kpi
 	now, wall := a.now(), time.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	for asset, iv := range k.live {
 		if last, ok := k.liveLast[asset]; ok && wall.Sub(last) < iv-iv/10 {
 			continue
 		}
-		if !k.current(asset, now, &k.liveRec) {
+		if k.eng == nil || !k.eng.Current(asset, now, &k.liveRec) {
 			continue
 		}
 		k.liveLast[asset] = wall
@@ -164,14 +178,33 @@ func (a *Agent) kpiLive(send func(rec *record.Record)) {
 func (k *kpiRunner) current(asset string, now time.Time, dst *record.Record) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.eng.Current(asset, now, dst)
+	return k.eng != nil && k.eng.Current(asset, now, dst)
 }
 
 // assets are the engine's asset names, in the config's order.
 func (k *kpiRunner) assets() []string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.eng == nil {
+		return nil
+	}
 	return k.eng.Assets()
+}
+
+// swap continues the KPIs on next's engine (a reload): the windows of unchanged assets go on
+// (the few seconds around the swap are unknown time), an asset whose configuration changed has
+// its windows closed now and starts afresh, a removed one is dropped after its closed windows
+// (kpi.Engine.Restore). Windows due are committed first.
+func (k *kpiRunner) swap(next *kpiRunner, now time.Time) {
+	k.flushWindows(now)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.eng != nil && next.eng != nil {
+		if err := next.eng.Restore(k.eng.Snapshot(nil), now); err != nil {
+			k.log.Error("kpi: continue on the reloaded assets: the windows in progress start afresh", "err", err)
+		}
+	}
+	k.eng, k.live = next.eng, next.live
 }
 
 // kpiAssets maps the config's assets onto the engine's.
@@ -241,10 +274,10 @@ func kpiAssets(cfg *config.File) []kpi.Asset {
 }
 
 // newKPI builds the engine for cfg's assets over the devices the drivers poll; problems are
-// placed at assets[i]. nil when there are no assets.
+// placed at assets[i]. Without assets the runner has no engine and does nothing.
 func newKPI(cfg *config.File, devs []drivers.Device, log *slog.Logger) (*kpiRunner, []config.Problem) {
 	if len(cfg.Assets) == 0 {
-		return nil, nil
+		return &kpiRunner{log: log, live: map[string]time.Duration{}, liveLast: map[string]time.Time{}}, nil
 	}
 	eng, err := kpi.New(kpiAssets(cfg), devs, kpi.Options{Location: cfg.Gateway.Location})
 	if err != nil {

@@ -86,7 +86,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, d := range c.a.devices {
+	for _, d := range c.a.deviceList() {
 		s := d.status
 		s.mu.Lock()
 		name, polls, errs, samples, state, lastGood := s.dev.Name, s.polls, s.errors, s.samples, s.state, s.lastGood

@@ -27,24 +27,33 @@ func (a *Agent) sparkplugOptions(cfg *config.File) (publish.SparkplugOptions, er
 			{Name: "Event/monotonic_seconds", Type: publish.TypeDouble},
 		},
 	}
-	if b, err := a.buf.State(stateBdSeq); err != nil {
+	b, err := a.buf.State(stateBdSeq)
+	if err != nil {
 		return o, err
-	} else if len(b) == 1 {
+	}
+	if len(b) == 1 {
 		o.BdSeq = b[0]
 	}
-	for _, d := range a.devices {
+	o.Devices, err = a.sparkplugDevices(cfg, a.devices)
+	return o, err
+}
+
+// sparkplugDevices are the Sparkplug devices of the devices and of cfg's assets.
+func (a *Agent) sparkplugDevices(cfg *config.File, devices []*device) ([]publish.SparkplugDevice, error) {
+	var out []publish.SparkplugDevice
+	for _, d := range devices {
 		sd := publish.SparkplugDevice{Source: d.dev.Name}
 		for _, t := range d.dev.Tags {
 			sd.Metrics = append(sd.Metrics, publish.Metric{Name: t.Name, Type: sparkplugType(&t)})
 		}
 		sd.Metrics = append(sd.Metrics, publish.Metric{Name: "Event/event", Type: publish.TypeString},
 			publish.Metric{Name: "Event/error", Type: publish.TypeString})
-		o.Devices = append(o.Devices, sd)
+		out = append(out, sd)
 	}
 	for _, as := range cfg.Assets {
-		o.Devices = append(o.Devices, publish.SparkplugDevice{Source: as.Name, Asset: true, Metrics: kpiMetrics()})
+		out = append(out, publish.SparkplugDevice{Source: as.Name, Asset: true, Metrics: kpiMetrics()})
 	}
-	return o, nil
+	return out, nil
 }
 
 // kpiMetrics are the metrics of an asset's Sparkplug device: the fields of its KPI records.
@@ -109,7 +118,7 @@ func (a *Agent) currentValues(source string, asset bool) []record.Field {
 	if asset || source == "" {
 		return nil
 	}
-	for _, d := range a.devices {
+	for _, d := range a.deviceList() {
 		if d.dev.Name != source {
 			continue
 		}

@@ -105,8 +105,9 @@ func (a *Agent) renderStatus() []byte {
 	g.Started, g.Uptime, g.Timezone = ts(a.started), time.Since(a.started).Seconds(), a.cfg.Gateway.Timezone
 	ps := a.pub.Stats()
 	doc.MQTT.Connected, doc.MQTT.Session = ps.Connected, ps.Session
-	doc.Devices = make([]statusDevice, 0, len(a.devices))
-	for _, d := range a.devices {
+	devices := a.deviceList()
+	doc.Devices = make([]statusDevice, 0, len(devices))
+	for _, d := range devices {
 		doc.Devices = append(doc.Devices, d.status.snapshot())
 	}
 	doc.Assets = a.assetStatus()

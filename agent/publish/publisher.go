@@ -105,6 +105,22 @@ func New(src Source, opts Options, log *slog.Logger) (*Publisher, error) {
 // StatusTopic is where the retained online/offline status goes (JSON mode).
 func (p *Publisher) StatusTopic() string { return p.status }
 
+// Reconfigure applies a reload of the devices and assets: places are the {area}/{line} of
+// sources that differ from the gateway's (JSON topics), devices the Sparkplug devices (ignored
+// in JSON mode). In Sparkplug mode a changed set of devices or metrics is published by a node
+// rebirth before the next data, with the aliases of unchanged metrics kept. Records already
+// stored are published under the new configuration; a value whose metric is gone is left out
+// (Stats.Undeclared). Safe for concurrent use.
+func (p *Publisher) Reconfigure(places map[string]Place, devices []SparkplugDevice) error {
+	switch m := p.mode.(type) {
+	case *jsonMode:
+		m.topics.setPlaces(places)
+	case *sparkplug:
+		return m.reconfigure(devices)
+	}
+	return nil
+}
+
 // StatsTopic is where the periodic gateway stats go (QoS 0, not retained, not buffered).
 func (p *Publisher) StatsTopic() string { return p.stats }
 

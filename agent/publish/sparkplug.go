@@ -30,6 +30,9 @@ type sparkplug struct {
 	seq       uint8 // of the next message; NBIRTH resets it to 0
 	pending   bool  // a device's death or birth may be due: see devices
 
+	aliases  map[[2]string]uint64 // (device id, metric name) → alias, kept across reloads
+	maxAlias uint64
+
 	ctl chan struct{} // one token: something under mu changed
 
 	mu         sync.Mutex
@@ -38,6 +41,7 @@ type sparkplug struct {
 	hostOnline bool   // what the newest valid STATE said
 	hostTS     uint64 // its timestamp: older STATEs are stale (a Will of an earlier host session)
 	lostAfter  map[*spDevice]uint64
+	newDevices *[]SparkplugDevice // from a reload, not yet applied
 }
 
 type sourceKey struct {
@@ -89,32 +93,116 @@ func newSparkplug(p *Publisher) (*sparkplug, error) {
 	if o.PrimaryHostID != "" {
 		s.state = "spBv1.0/STATE/" + o.PrimaryHostID
 	}
-	// Aliases are unique across the edge node, devices included (6.4.6); bdSeq and the Rebirth
-	// metric have none.
-	var alias uint64
-	mk := func(id, source string, asset bool, ms []Metric) *spDevice {
-		d := &spDevice{id: id, source: source, asset: asset, byName: map[string]int{}, byEvent: map[string]int{}}
-		for i, m := range ms {
-			alias++
-			d.metrics = append(d.metrics, spMetric{Metric: m, alias: alias})
-			if ev, ok := cutPrefix(m.Name, eventPrefix); ok {
-				d.byEvent[ev] = i
-			} else {
-				d.byName[m.Name] = i
-			}
-		}
-		return d
-	}
-	s.node = mk("", "", false, o.NodeMetrics)
+	s.node = s.table("", "", false, o.NodeMetrics)
 	s.node.dbirth, s.node.ddata = s.nbirth, s.ndata
-	for _, sd := range o.Devices {
-		d := mk(sd.ID, sd.Source, sd.Asset, sd.Metrics)
-		d.dbirth, d.ddata, d.dead = base+"DBIRTH/"+o.EdgeNodeID+"/"+d.id, base+"DDATA/"+o.EdgeNodeID+"/"+d.id,
-			base+"DDEATH/"+o.EdgeNodeID+"/"+d.id
+	s.setDevices(o.Devices)
+	return s, nil
+}
+
+// table builds a device's metric table. Aliases are unique across the edge node, devices
+// included (6.4.6); bdSeq and the Rebirth metric have none. A metric keeps the alias it had
+// under the same device id before a reload, so a host's alias map stays valid for it; a new
+// one takes the next number.
+func (s *sparkplug) table(id, source string, asset bool, ms []Metric) *spDevice {
+	if s.aliases == nil {
+		s.aliases = map[[2]string]uint64{}
+	}
+	d := &spDevice{id: id, source: source, asset: asset, byName: map[string]int{}, byEvent: map[string]int{}}
+	for i, m := range ms {
+		key := [2]string{id, m.Name}
+		alias, ok := s.aliases[key]
+		if !ok {
+			s.maxAlias++
+			alias = s.maxAlias
+			s.aliases[key] = alias
+		}
+		d.metrics = append(d.metrics, spMetric{Metric: m, alias: alias})
+		if ev, ok := cutPrefix(m.Name, eventPrefix); ok {
+			d.byEvent[ev] = i
+		} else {
+			d.byName[m.Name] = i
+		}
+	}
+	return d
+}
+
+// setDevices replaces the devices (checked by withDefaults). A device whose id and metrics stay
+// keeps its state (born, lost, last values).
+func (s *sparkplug) setDevices(devs []SparkplugDevice) {
+	base := "spBv1.0/" + s.o.GroupID + "/"
+	old := map[string]*spDevice{}
+	for _, d := range s.devices {
+		old[d.id] = d
+	}
+	s.devices, s.bySource = nil, map[sourceKey]*spDevice{}
+	for _, sd := range devs {
+		d := s.table(sd.ID, sd.Source, sd.Asset, sd.Metrics)
+		if o := old[sd.ID]; o != nil && o.source == d.source && o.asset == d.asset && sameMetrics(o.metrics, d.metrics) {
+			d = o
+		}
+		d.dbirth, d.ddata, d.dead = base+"DBIRTH/"+s.o.EdgeNodeID+"/"+d.id, base+"DDATA/"+s.o.EdgeNodeID+"/"+d.id,
+			base+"DDEATH/"+s.o.EdgeNodeID+"/"+d.id
 		s.devices = append(s.devices, d)
 		s.bySource[sourceKey{d.source, d.asset}] = d
 	}
-	return s, nil
+	s.mu.Lock()
+	for d := range s.lostAfter {
+		if s.bySource[sourceKey{d.source, d.asset}] != d {
+			delete(s.lostAfter, d)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func sameMetrics(a, b []spMetric) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Metric != b[i].Metric || a[i].alias != b[i].alias {
+			return false
+		}
+	}
+	return true
+}
+
+// reconfigure takes the devices of a reload: they replace the current ones before the next
+// message, with a node rebirth (NBIRTH, then every DBIRTH) when the set or any metric changed.
+func (s *sparkplug) reconfigure(devs []SparkplugDevice) error {
+	o := s.o
+	o.Devices = devs
+	checked, err := o.withDefaults(s.p.opts.Gateway)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.newDevices = &checked.Devices
+	s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// applyDevices installs the devices of a reconfigure, on Run's goroutine; it reports whether
+// the edge node must be reborn.
+func (s *sparkplug) applyDevices() bool {
+	s.mu.Lock()
+	devs := s.newDevices
+	s.newDevices = nil
+	s.mu.Unlock()
+	if devs == nil {
+		return false
+	}
+	before := s.devices
+	s.setDevices(*devs)
+	if len(before) != len(s.devices) {
+		return true
+	}
+	for i := range before {
+		if before[i] != s.devices[i] {
+			return true
+		}
+	}
+	return false
 }
 
 func cutPrefix(s, prefix string) (string, bool) {
@@ -182,6 +270,7 @@ func (s *sparkplug) begin(ctx context.Context, c *conn) error {
 			}
 		}
 	}
+	s.applyDevices()
 	s.births(c, s.p.src.Cursor())
 	return nil
 }
@@ -443,6 +532,7 @@ func (s *sparkplug) handle(c *conn, sent uint64) error {
 	hostGone := s.state != "" && !(s.hostKnown && s.hostOnline)
 	rebirth := s.rebirth
 	s.mu.Unlock()
+	changed := s.applyDevices()
 	if hostGone {
 		s.p.log.Warn("primary host offline: leaving until it is back", "host", s.o.PrimaryHostID)
 		s.end(c)
@@ -451,6 +541,11 @@ func (s *sparkplug) handle(c *conn, sent uint64) error {
 	if rebirth {
 		s.p.log.Info("rebirth requested")
 		s.p.rebirths.Add(1)
+		s.births(c, sent)
+		return nil
+	}
+	if changed {
+		s.p.log.Info("devices reconfigured: rebirth")
 		s.births(c, sent)
 		return nil
 	}

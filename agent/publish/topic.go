@@ -3,6 +3,7 @@ package publish
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/floorlink/floorlink/agent/record"
 )
@@ -30,8 +31,17 @@ func CheckTopicLevel(s string) error {
 type topics struct {
 	tmpl                    string
 	gateway, site, area, ln string
-	places                  map[string]Place
-	cache                   map[topicKey]string
+
+	mu     sync.Mutex // places change on a reload, while Run's goroutine builds topics
+	places map[string]Place
+	cache  map[topicKey]string
+}
+
+// setPlaces replaces the devices' and assets' places (a reload).
+func (t *topics) setPlaces(places map[string]Place) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.places, t.cache = places, map[topicKey]string{}
 }
 
 type topicKey struct {
@@ -59,6 +69,8 @@ func newTopics(tmpl string, o *Options) (*topics, error) {
 }
 
 func (t *topics) topic(source string, kind record.Kind) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	k := topicKey{source, kind}
 	if s, ok := t.cache[k]; ok {
 		return s

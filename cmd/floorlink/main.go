@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -89,6 +90,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 
 		clockStart, clockEpoch string
 		clockSpeed             float64
+		watchConfig            time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
@@ -119,12 +121,15 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if dataDir != "" { // a flag wins over the file, which wins over the default
-				cfg.Gateway.DataDir = dataDir
+			overrides := func(cfg *config.File) {
+				if dataDir != "" { // a flag wins over the file, which wins over the default
+					cfg.Gateway.DataDir = dataDir
+				}
+				if cmd.Flags().Changed("http") {
+					cfg.HTTP.Listen = httpAddr
+				}
 			}
-			if cmd.Flags().Changed("http") {
-				cfg.HTTP.Listen = httpAddr
-			}
+			overrides(cfg)
 			var options []agent.Option
 			if clock, ok, err := parseSimClock(clockStart, clockEpoch, clockSpeed); err != nil {
 				return usageError{err}
@@ -138,6 +143,8 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			r := &reloader{agent: a, path: cfgPath, overrides: overrides, watch: watchConfig, log: log}
+			go r.run(ctx)
 			// Under systemd (Type=notify): READY, the watchdog, STOPPING.
 			ntf, err := newNotifier(os.Getenv, os.Getpid())
 			if err != nil {
@@ -153,6 +160,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP listener, \"\" to disable (overrides http.listen)")
 	// A simulated clock for tests and demos of whole shifts with plcsim's flags of the same
 	// names; hidden, because a plant never wants it.
+	cmd.Flags().DurationVar(&watchConfig, "watch-config", 0, "reload the configuration when the file changes, looking this often (e.g. 2s); SIGHUP always reloads")
 	cmd.Flags().StringVar(&clockStart, "clock-start", "", "simulated time at --clock-epoch (RFC 3339)")
 	cmd.Flags().StringVar(&clockEpoch, "clock-epoch", "", "real time at which the simulated clock reads --clock-start (default: now)")
 	cmd.Flags().Float64Var(&clockSpeed, "clock-speed", 1, "simulated seconds per real second")

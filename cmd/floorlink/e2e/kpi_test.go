@@ -57,8 +57,9 @@ devices:
       - {name: reject_total, address: "40008", type: uint32}
 assets:
   - name: press
-    # max_age is simulated time: the default, from the poll interval and timeout, is real time.
-    state: {device: m1, tag: state, map: {1: running, 2: idle, 3: blocked, 4: down, 5: setup, 6: maintenance}, max_age: 10s}
+    # max_age is simulated time (a real second here): the default, from the poll interval and
+    # timeout, is real time, too short on a fast clock.
+    state: {device: m1, tag: state, map: {1: running, 2: idle, 3: blocked, 4: down, 5: setup, 6: maintenance}, max_age: 60s}
     counters: {device: m1, total: parts_total, good: good_total, reject: reject_total, bits: 32}
     ideal_cycle: 2s
     windows: [1m]
