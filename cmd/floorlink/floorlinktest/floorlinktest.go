@@ -26,6 +26,18 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// BuildPlcsim compiles plcsim into dir, as Build does the agent, for tests that run the
+// simulator as its own process (its clock flags, SIGSTOP).
+func BuildPlcsim(dir string) (string, error) {
+	bin := filepath.Join(dir, "plcsim")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/floorlink/floorlink/cmd/plcsim")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build plcsim: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
 // Agent is a running floorlink subprocess. Its output goes to a log file, printed when the
 // test fails.
 type Agent struct {
