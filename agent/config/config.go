@@ -112,7 +112,8 @@ type Buffer struct {
 type Device struct {
 	Name     string `yaml:"name" json:"name"`
 	Protocol string `yaml:"protocol" json:"protocol"`
-	// Address is host:port for modbus-tcp and a serial device path for modbus-rtu.
+	// Address is host:port for modbus-tcp, a serial device path for modbus-rtu and the
+	// endpoint URL for opcua.
 	Address string `yaml:"address" json:"address"`
 	UnitID  int    `yaml:"unit_id" json:"unit_id"`
 	// Serial is the line setting of a modbus-rtu port (defaults applied); nil for modbus-tcp.
@@ -122,8 +123,8 @@ type Device struct {
 	// Area and Line place the device's topics; they are the gateway's unless overridden.
 	Area string `yaml:"area" json:"area"`
 	Line string `yaml:"line" json:"line"`
-	// Timestamp is "gateway" (samples carry the gateway's read time) or "source" (the device's
-	// own time, where the protocol gives one).
+	// Timestamp is "gateway" (samples carry the gateway's read time), "source" (the device's
+	// own time, where the protocol gives one) or, on opcua, "server" (the server's time).
 	Timestamp string `yaml:"timestamp" json:"timestamp"`
 	// Retries, RequestDelay, MaxRegisters, MaxGap and AddressBase are Modbus request options.
 	Retries      int           `yaml:"retries" json:"retries"`
@@ -131,7 +132,35 @@ type Device struct {
 	MaxRegisters int           `yaml:"max_registers" json:"max_registers"`
 	MaxGap       int           `yaml:"max_gap" json:"max_gap"`
 	AddressBase  int           `yaml:"address_base" json:"address_base"`
-	Tags         []Tag         `yaml:"tags" json:"tags"`
+
+	// The OPC UA options (protocol opcua; Address is then the endpoint URL opc.tcp://host:port).
+	// On other protocols they stay at their zero values. SecurityPolicy is None,
+	// Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss; SecurityMode None, Sign or
+	// SignAndEncrypt, "" for the most secure the server offers for the policy.
+	SecurityPolicy string `yaml:"security_policy" json:"security_policy"`
+	SecurityMode   string `yaml:"security_mode" json:"security_mode"`
+	// Auth is anonymous, username (Username and Password, the password from the password key
+	// or the file PasswordFile, absolute once parsed) or certificate (UserCertFile and
+	// UserKeyFile, absolute once parsed).
+	Auth         string `yaml:"auth" json:"auth"`
+	Username     string `yaml:"username" json:"username"`
+	Password     Secret `yaml:"password" json:"password"`
+	PasswordFile string `yaml:"password_file" json:"password_file"`
+	UserCertFile string `yaml:"user_cert_file" json:"user_cert_file"`
+	UserKeyFile  string `yaml:"user_key_file" json:"user_key_file"`
+	// PKIDir holds the gateway's application instance certificate and the trusted/, issuers/
+	// and rejected/ server certificates; absolute, <data_dir>/pki by default. TrustOnFirstUse
+	// trusts an unknown server certificate (commissioning only).
+	PKIDir          string `yaml:"pki_dir" json:"pki_dir"`
+	TrustOnFirstUse bool   `yaml:"trust_on_first_use" json:"trust_on_first_use"`
+	// Mode is poll (batched Reads every PollInterval) or subscribe (monitored items sampled
+	// every SamplingInterval, reported every PublishingInterval, QueueSize values each).
+	Mode               string        `yaml:"mode" json:"mode"`
+	SamplingInterval   time.Duration `yaml:"sampling_interval" json:"sampling_interval"`
+	PublishingInterval time.Duration `yaml:"publishing_interval" json:"publishing_interval"`
+	QueueSize          int           `yaml:"queue_size" json:"queue_size"`
+
+	Tags []Tag `yaml:"tags" json:"tags"`
 }
 
 // Serial is the line setting of an RS-485/RS-232 port. Every device on one port has the same.

@@ -258,6 +258,12 @@ func positive(v time.Duration) bool { return v > 0 }
 // password reads the secret from password or password_file. Nothing here may put the secret,
 // or any piece of it, in a message.
 func (d *decoder) password(q *MQTT, m *mapping) {
+	d.secret(m, &q.Password, &q.PasswordFile)
+}
+
+// secret reads a password from the keys password or password_file of m into pw, and the
+// absolute name of the file into file.
+func (d *decoder) secret(m *mapping, pw *Secret, file *string) {
 	hasPW, hasFile := m.has("password"), m.has("password_file")
 	if hasPW && hasFile {
 		later := "password_file"
@@ -272,7 +278,7 @@ func (d *decoder) password(q *MQTT, m *mapping) {
 		if ok {
 			// Any scalar is taken as written: the quoting rules of str would have to show the
 			// value to explain themselves.
-			q.Password = NewSecret(s.text)
+			*pw = NewSecret(s.text)
 		}
 		return
 	}
@@ -284,8 +290,8 @@ func (d *decoder) password(q *MQTT, m *mapping) {
 		m.bad("password_file", "want a file name, got \"\"")
 		return
 	}
-	q.PasswordFile = d.abs(name)
-	b, err := d.opts.ReadFile(q.PasswordFile)
+	*file = d.abs(name)
+	b, err := d.opts.ReadFile(*file)
 	if err != nil {
 		// The message names the file as written: the absolute path is in the PathError too,
 		// but it differs from machine to machine.
@@ -300,7 +306,7 @@ func (d *decoder) password(q *MQTT, m *mapping) {
 	if len(s) < len(b) {
 		s = strings.TrimSuffix(s, "\r")
 	}
-	q.Password = NewSecret(s)
+	*pw = NewSecret(s)
 }
 
 func (d *decoder) buffer(b *Buffer, m *mapping) {
@@ -341,7 +347,7 @@ func (d *decoder) http(h *HTTP, m *mapping) {
 	h.Listen = s.text
 }
 
-var protocols = []string{"modbus-tcp", "modbus-rtu"}
+var protocols = []string{"modbus-tcp", "modbus-rtu", "opcua"}
 
 func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
 	m.level("name", &dv.Name, true)
@@ -368,6 +374,14 @@ func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
 		}
 		dv.Serial = &Serial{}
 		d.serial(dv.Serial, m.sub("serial", childKeys("devices[].serial")))
+	case "opcua":
+		var unit int
+		if m.integer("unit_id", &unit, 0, 255, "") && unit != 0 {
+			m.bad("unit_id", "only for modbus: an opcua device is addressed by its endpoint URL")
+		}
+		if m.has("serial") {
+			m.bad("serial", "only for modbus-rtu: an opcua device has no serial line")
+		}
 	default:
 		m.integer("unit_id", &dv.UnitID, 0, 255, "")
 	}
@@ -376,12 +390,13 @@ func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
 		func(v time.Duration) bool { return v >= 10*time.Millisecond })
 	m.duration("timeout", &dv.Timeout, "want more than 0 and less than 60s",
 		func(v time.Duration) bool { return v > 0 && v < time.Minute })
-	m.oneOf("timestamp", "timestamp", &dv.Timestamp, "gateway", "source")
+	d.timestamp(dv, m)
 	m.integer("retries", &dv.Retries, 0, 10, "want 0 to 10")
 	m.duration("request_delay", &dv.RequestDelay, "want 0 to 10s", func(v time.Duration) bool { return v <= 10*time.Second })
 	m.integer("max_registers", &dv.MaxRegisters, 1, 125, "want 1 to 125 (the protocol's limit)")
 	m.integer("max_gap", &dv.MaxGap, 0, 124, "want 0 to 124")
 	m.integer("address_base", &dv.AddressBase, 0, 1, "want 0 or 1")
+	d.opcua(dv, m, g)
 	dv.Area, dv.Line = g.Area, g.Line
 	for _, key := range []string{"area", "line"} {
 		dst := &dv.Area
@@ -404,7 +419,7 @@ func (d *decoder) device(dv *Device, m *mapping, g *Gateway) {
 		dv.Tags = append(dv.Tags, Tag{})
 		t := &dv.Tags[k]
 		d.item(path, n, childKeys("devices[].tags[]"), func(tm *mapping) {
-			d.tag(t, tm)
+			d.tag(t, tm, dv.Protocol)
 			if t.Name != "" {
 				if j, dup := names[t.Name]; dup {
 					tm.bad("name", "%q is already the name of %s.tags[%d]", t.Name, m.path, j)
@@ -433,11 +448,11 @@ func (d *decoder) deviceAddress(dv *Device, m *mapping) {
 	switch {
 	case !ok:
 		if !m.has("address") && !m.failed("address") {
-			m.bad("address", "required (host:port for modbus-tcp, a serial device path for modbus-rtu)")
+			m.bad("address", "required (host:port for modbus-tcp, a serial device path for modbus-rtu, an endpoint URL for opcua)")
 		}
 		return
 	case s.text == "":
-		m.bad("address", "must not be empty (host:port for modbus-tcp, a serial device path for modbus-rtu)")
+		m.bad("address", "must not be empty (host:port for modbus-tcp, a serial device path for modbus-rtu, an endpoint URL for opcua)")
 		return
 	}
 	switch dv.Protocol {
@@ -449,6 +464,10 @@ func (d *decoder) deviceAddress(dv *Device, m *mapping) {
 	case "modbus-rtu":
 		if !strings.HasPrefix(s.text, "/") {
 			m.bad("address", "want a serial device path like /dev/ttyUSB0 on modbus-rtu, got %s", s.what())
+			return
+		}
+	case "opcua":
+		if !endpointAddress(m, s) {
 			return
 		}
 	}
@@ -477,7 +496,7 @@ func (d *decoder) serial(s *Serial, m *mapping) {
 	}
 }
 
-func (d *decoder) tag(t *Tag, m *mapping) {
+func (d *decoder) tag(t *Tag, m *mapping, protocol string) {
 	if s, ok := m.strScalar("name"); ok {
 		switch msg := checkText(s.text); {
 		case s.text == "":
@@ -499,6 +518,8 @@ func (d *decoder) tag(t *Tag, m *mapping) {
 		} else {
 			t.Type = s.text
 		}
+	} else if protocol == "opcua" && !m.has("type") && !m.failed("type") {
+		t.Type = "auto" // the node's own data type
 	} else if !m.has("type") && !m.failed("type") {
 		m.bad("type", "required (the driver's types: bool, int16, uint16, int32, uint32, float32)")
 	}
@@ -521,6 +542,8 @@ func (d *decoder) tag(t *Tag, m *mapping) {
 		m.integer("length", &t.Length, 0, 123, "want 1 to 123 registers")
 	}
 	switch {
+	case protocol == "opcua":
+		// OPC UA strings carry their length; the driver refuses a length.
 	case t.Type == "string" && t.Length == 0 && !m.failed("length"):
 		m.bad("length", "required for a string tag: its length in registers (two characters each)")
 	case t.Type != "string" && t.Type != "" && t.Length != 0:

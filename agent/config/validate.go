@@ -283,8 +283,9 @@ func (d *decoder) failedUnder(prefix string) bool {
 
 // Bus is one connection that several devices may share: a Modbus TCP endpoint (often a gateway
 // in front of RS-485 devices) or a serial port. A driver asks one device of a bus at a time.
+// Every opcua device is a bus of its own: an OPC UA session serves one device's tags.
 type Bus struct {
-	// Protocol is the devices' protocol, "modbus-tcp" or "modbus-rtu".
+	// Protocol is the devices' protocol, "modbus-tcp", "modbus-rtu" or "opcua".
 	Protocol string
 	// Address is the connection as the first device writes it: host:port or a device path.
 	Address string
@@ -294,13 +295,17 @@ type Bus struct {
 
 // Buses groups the devices by connection, in the order of each bus's first device. Two
 // modbus-tcp addresses are one connection when host (ignoring case) and port are equal; two
-// modbus-rtu paths when they are equal once cleaned. Devices whose protocol or address is
-// invalid belong to no bus. The result is new on each call.
+// modbus-rtu paths when they are equal once cleaned; an opcua device is always alone, even
+// with the endpoint of another. Devices whose protocol or address is invalid belong to no
+// bus. The result is new on each call.
 func (f *File) Buses() []Bus {
 	index := map[string]int{}
 	var out []Bus
 	for i, dv := range f.Devices {
 		key, ok := busKey(dv)
+		if dv.Protocol == "opcua" {
+			key += "#" + strconv.Itoa(i)
+		}
 		if !ok {
 			continue
 		}
@@ -329,6 +334,8 @@ func busKey(dv Device) (string, bool) {
 		return "tcp " + net.JoinHostPort(strings.ToLower(host), strconv.Itoa(p)), true
 	case "modbus-rtu":
 		return "rtu " + filepath.Clean(dv.Address), true
+	case "opcua":
+		return "opcua " + dv.Address, true
 	}
 	return "", false
 }
