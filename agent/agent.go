@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/floorlink/floorlink/buffer"
 	"github.com/floorlink/floorlink/drivers"
 	"github.com/floorlink/floorlink/drivers/modbus"
+	"github.com/floorlink/floorlink/drivers/opcua"
 )
 
 // BufferFile is the name of the buffer file in gateway.data_dir.
@@ -136,7 +138,15 @@ func devicesOf(ds []*device) []drivers.Device {
 // newConnection builds the driver of one bus and its devices.
 func (a *Agent) newConnection(cfg *config.File, bus config.Bus) (*connection, error) {
 	devs := busDevices(cfg, bus)
-	drv, err := modbus.New(devs, modbus.Options{Now: a.now}, a.log)
+	var drv drivers.Driver
+	var err error
+	switch bus.Protocol {
+	case opcua.Protocol: // one device per bus
+		devs[0].OPCUA.ApplicationURI = "urn:floorlink:" + cfg.Gateway.ID
+		drv, err = opcua.New(devs[0], opcua.Options{Now: a.now}, a.log)
+	default:
+		drv, err = modbus.New(devs, modbus.Options{Now: a.now}, a.log)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +191,25 @@ func LoadConfig(path string, opts config.Options) (*config.File, error) {
 func Check(cfg *config.File) []config.Problem {
 	var problems []config.Problem
 	for _, bus := range cfg.Buses() {
-		if _, err := modbus.New(busDevices(cfg, bus), modbus.Options{}, nil); err != nil {
+		devs := busDevices(cfg, bus)
+		var err error
+		if bus.Protocol == opcua.Protocol {
+			devs[0].OPCUA.ApplicationURI = "urn:floorlink:" + cfg.Gateway.ID
+			if devs[0].OPCUA.PKIDir != "" {
+				// New creates the PKI directory's subdirectories. Checking must not write to
+				// the data dir: `floorlink validate` run as root would leave directories the
+				// agent's user cannot write its certificate into.
+				tmp, terr := os.MkdirTemp("", "floorlink-check-")
+				if terr == nil {
+					defer os.RemoveAll(tmp)
+					devs[0].OPCUA.PKIDir = tmp
+				}
+			}
+			_, err = opcua.New(devs[0], opcua.Options{}, nil)
+		} else {
+			_, err = modbus.New(devs, modbus.Options{}, nil)
+		}
+		if err != nil {
 			problems = append(problems, placeErrors(cfg, fmt.Sprintf("devices[%d]", bus.Devices[0]), err)...)
 		}
 	}
@@ -396,12 +424,24 @@ func (a *Agent) deadLetter(seq uint64, err error) {
 	}})
 }
 
+// deviceFromConfig maps a device of the file onto the drivers' Device. The OPC UA
+// ApplicationURI names the gateway, which the device does not know: the caller sets it.
 func deviceFromConfig(dc config.Device) drivers.Device {
 	dev := drivers.Device{
 		Name: dc.Name, Protocol: dc.Protocol, Address: dc.Address, UnitID: uint8(dc.UnitID),
 		PollInterval: dc.PollInterval, Timeout: dc.Timeout, SourceTime: dc.Timestamp == "source",
 		Modbus: drivers.ModbusOptions{Retries: dc.Retries, RequestDelay: dc.RequestDelay,
 			MaxRegisters: dc.MaxRegisters, MaxGap: dc.MaxGap, AddressBase: dc.AddressBase},
+	}
+	if dc.Protocol == opcua.Protocol {
+		dev.OPCUA = drivers.OPCUAOptions{
+			SecurityPolicy: dc.SecurityPolicy, SecurityMode: dc.SecurityMode,
+			Auth: dc.Auth, Username: dc.Username, Password: dc.Password.Reveal(),
+			UserCertFile: dc.UserCertFile, UserKeyFile: dc.UserKeyFile,
+			PKIDir: dc.PKIDir, TrustOnFirstUse: dc.TrustOnFirstUse,
+			Mode: dc.Mode, SamplingInterval: dc.SamplingInterval, PublishingInterval: dc.PublishingInterval,
+			QueueSize: dc.QueueSize, Timestamp: dc.Timestamp,
+		}
 	}
 	if dc.MaxGap == 0 {
 		dev.Modbus.MaxGap = -1 // max_gap: 0 in the file means adjacent tags only
@@ -410,9 +450,25 @@ func deviceFromConfig(dc config.Device) drivers.Device {
 		dev.Modbus.Serial = drivers.Serial{Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits}
 	}
 	for _, tc := range dc.Tags {
-		dev.Tags = append(dev.Tags, drivers.Tag{Name: tc.Name, Address: tc.Address, Type: drivers.DataType(tc.Type),
+		t := drivers.Tag{Name: tc.Name, Address: tc.Address, Type: drivers.DataType(tc.Type),
 			ByteOrder: tc.ByteOrder, Scale: tc.Scale, Offset: tc.Offset, Unit: tc.Unit,
-			Length: tc.Length, PollInterval: tc.PollInterval, Enum: tc.Enum})
+			Length: tc.Length, PollInterval: tc.PollInterval, Enum: tc.Enum}
+		// In subscribe mode an absolute deadband also becomes the server's data-change filter,
+		// in raw units: fewer notifications on the wire, the same values published. A percent
+		// deadband stays the pipeline's: OPC UA's percent is of the node's EURange, not of the
+		// last value. Non-numeric tags keep theirs in the pipeline as well.
+		switch tc.Type {
+		case "bool", "string", "datetime", "bytes":
+		default:
+			if dc.Protocol == opcua.Protocol && dc.Mode == opcua.ModeSubscribe && !tc.Deadband.Percent && tc.Deadband.Value > 0 {
+				scale := tc.Scale
+				if scale == 0 {
+					scale = 1
+				}
+				t.Deadband = tc.Deadband.Value / math.Abs(scale)
+			}
+		}
+		dev.Tags = append(dev.Tags, t)
 	}
 	return dev
 }
@@ -486,6 +542,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.buf.Close()
 	if path, cause := a.buf.MovedAside(); path != "" {
 		a.gatewayEvent("buffer_moved_aside", fmt.Errorf("unreadable buffer file moved to %s: %w", path, cause))
+	}
+	// Servers refuse an expired application certificate, and then every secured OPC UA device
+	// goes silent at once: warn a month ahead (opcua.ExpiryWarning), at every start.
+	pkiSeen := map[string]bool{}
+	for _, d := range a.cfg.Devices {
+		if d.Protocol != opcua.Protocol || d.SecurityPolicy == "None" || d.PKIDir == "" || pkiSeen[d.PKIDir] {
+			continue
+		}
+		pkiSeen[d.PKIDir] = true
+		if p, err := opcua.OpenPKI(d.PKIDir, "urn:floorlink:"+a.cfg.Gateway.ID); err == nil {
+			if info, err := p.Show(); err == nil && info.ExpiresWithin(time.Now(), opcua.ExpiryWarning) {
+				a.gatewayEvent("opcua_certificate_expiring", fmt.Errorf("the OPC UA application certificate %s expires at %s: run floorlink opcua cert renew, then give the new certificate to every server that trusted the old one",
+					info.Path, info.NotAfter.UTC().Format(time.RFC3339)))
+			}
+		}
 	}
 
 	bufCtx, stopBuffer := context.WithCancel(context.Background())

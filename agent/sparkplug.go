@@ -89,6 +89,10 @@ func sparkplugType(t *drivers.Tag) publish.DataType {
 	switch t.Type {
 	case drivers.TypeBool:
 		return publish.TypeBoolean
+	case drivers.TypeInt8:
+		return publish.TypeInt8
+	case drivers.TypeUint8:
+		return publish.TypeUInt8
 	case drivers.TypeInt16:
 		return publish.TypeInt16
 	case drivers.TypeUint16, drivers.TypeBCD16:
@@ -105,9 +109,12 @@ func sparkplugType(t *drivers.Tag) publish.DataType {
 		return publish.TypeFloat
 	case drivers.TypeFloat64:
 		return publish.TypeDouble
-	case drivers.TypeString:
+	case drivers.TypeString, drivers.TypeDateTime, drivers.TypeBytes:
+		// OPC UA DateTime arrives as RFC 3339 text and ByteString as base64 (drivers/opcua).
 		return publish.TypeString
 	}
+	// TypeAuto (an OPC UA node's own type) is unknown until the first value; most are numbers,
+	// and a value of another kind is published with quality bad: give Sparkplug devices types.
 	return publish.TypeDouble
 }
 
