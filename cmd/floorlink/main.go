@@ -76,7 +76,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCommand(stderr), newValidateCommand(stdout), newBufferCommand(stdout),
-		newVerifyCommand(stdout, stderr), newWatchCommand(stdout, stderr), newVersionCommand(stdout))
+		newVerifyCommand(stdout, stderr), newWatchCommand(stdout, stderr), newVersionCommand(stdout),
+		newOPCUACommand(stdout))
 	return root
 }
 
