@@ -182,12 +182,17 @@ func buildLayouts() []Layout {
 		}
 	}
 
+	// BCD in the swapped orders, in what was left of the block.
+	b.at(1336)
+	b.add(Layout{Name: "bcd32_badc_12345678", Type: BCD32, Order: BADC, Registers: 2, Value: uint32(12345678)})
+	b.add(Layout{Name: "bcd32_dcba_12345678", Type: BCD32, Order: DCBA, Registers: 2, Value: uint32(12345678)})
 	b.at(1340)
 	b.add(Layout{Name: "bcd16_1234", Type: BCD16, Order: ABCD, Registers: 1, Value: uint16(1234)})
 	b.add(Layout{Name: "bcd16_9999", Type: BCD16, Order: ABCD, Registers: 1, Value: uint16(9999)})
 	b.add(Layout{Name: "bcd32_abcd_12345678", Type: BCD32, Order: ABCD, Registers: 2, Value: uint32(12345678)})
 	b.add(Layout{Name: "bcd32_cdab_12345678", Type: BCD32, Order: CDAB, Registers: 2, Value: uint32(12345678)})
 	b.add(Layout{Name: "bcd32_abcd_99999999", Type: BCD32, Order: ABCD, Registers: 2, Value: uint32(99999999)})
+	b.add(Layout{Name: "bcd16_ba_1234", Type: BCD16, Order: BADC, Registers: 1, Value: uint16(1234)})
 	return b.list
 }
 
