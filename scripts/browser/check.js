@@ -7,12 +7,14 @@
 //                 [--chromium /usr/bin/chromium] [--samples 4] [--assets FILE]
 //
 // For each run (English; Korean by ?lang=ko; Korean by Accept-Language alone) it waits for the
-// page's renderings and, right after each one, reads the rendered device rows and tag values
-// together with the status the page rendered (matched by stats.ts), then reads /api/v1/status
-// itself at once: the same moment, within one refresh. It takes a screenshot per run (and one
+// page's renderings and, right after each one, reads the rendered device rows, tag values and
+// asset cards (OEE, the availability, performance and quality bars, the extra rows) together
+// with the status the page rendered (matched by stats.ts), then reads /api/v1/status itself at
+// once: the same moment, within one refresh. It takes a screenshot per run (and one
 // of the Korean page at a phone's width), records every request the browser made, and every
 // script error. With --assets, a last run answers the page's status requests with the real
-// status plus the assets in FILE, and reads the OEE section.
+// status, its assets replaced by those in FILE (values the agent does not send, such as a
+// performance over 100%), and reads the OEE section.
 'use strict';
 
 const fs = require('node:fs');
@@ -54,9 +56,16 @@ function readPage() {
   const assets = [...document.querySelectorAll('#assets article.asset')].map((a) => {
     const bars = {};
     for (const b of a.querySelectorAll('.bar[data-kpi]')) {
-      bars[b.dataset.kpi] = { text: text(q('.pct', b)), width: q('.fill', b).style.width, over: b.classList.contains('over') };
+      bars[b.dataset.kpi] = {
+        label: text(q('.label', b)),
+        text: text(q('.pct', b)),
+        width: q('.fill', b).style.width,
+        over: b.classList.contains('over'),
+      };
     }
-    return { name: a.dataset.asset, title: text(q('h3', a)), oee: text(q('[data-kpi=oee] .pct', a)), bars };
+    const extra = {};
+    for (const row of a.querySelectorAll('dl.extra > div')) extra[text(q('dt', row))] = text(q('dd', row));
+    return { name: a.dataset.asset, title: text(q('h3', a)), oee: text(q('[data-kpi=oee] .pct', a)), bars, extra };
   });
   return {
     refresh: Number(document.body.dataset.refresh),
@@ -164,8 +173,8 @@ async function run(browser, o, r, report) {
   return result;
 }
 
-// assetsRun answers the page's status requests with the agent's status plus assets, as the KPI
-// engine will add them, and reads the OEE section once the page rendered them.
+// assetsRun answers the page's status requests with the agent's status, its assets replaced by
+// the given ones, and reads the OEE section once the page rendered them.
 async function assetsRun(browser, o, assets, report) {
   const name = 'assets';
   process.stderr.write(`check.js: ${name}: ${assets.length} assets added to the status\n`);
@@ -179,7 +188,8 @@ async function assetsRun(browser, o, assets, report) {
     await route.fulfill({ response: resp, json: doc });
   });
   await page.goto(o.base + '/', { waitUntil: 'load' });
-  await page.waitForFunction(() => document.querySelectorAll('#assets article.asset').length > 0);
+  await page.waitForFunction((names) => [...document.querySelectorAll('#assets article.asset')]
+    .map((a) => a.dataset.asset).join('\n') === names, assets.map((a) => a.name).join('\n'));
   const dom = await page.evaluate(readPage);
   const shot = path.join(o.out, 'status-assets.png');
   await page.locator('#assets').screenshot({ path: shot });

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -100,8 +102,10 @@ const deviceTags = `
       - {name: tick, address: "40002", type: uint32}
       - {name: parts_total, address: "40004", type: uint32}
       - {name: good_total, address: "40006", type: uint32}
+      - {name: reject_total, address: "40008", type: uint32}
       - {name: temperature, address: "40011", type: float32, unit: "°C"}
       - {name: pressure, address: "40013", type: float32, byte_order: CDAB, unit: bar}
+      - {name: ideal_cycle_time_ms, address: "40016", type: uint16, unit: ms}
       - {name: spindle_speed, address: "40018", type: int32, unit: rpm}
       - {name: running, address: "00001", type: bool}`
 
@@ -113,7 +117,12 @@ const pollInterval = 2 * time.Second
 // poll of plcsim's ticks (100 ms each), and a poll's worth of margin for a slow machine.
 const maxLagTicks = 2 * uint64(pollInterval/(100*time.Millisecond))
 
-// config is the agent's file: three machines polled every pollInterval.
+// asset is the config's one asset: machine 1 of plcsim, its state enum, counters and ideal
+// cycle time read from the PLC, with a day window (no shifts: the status shows the day so far).
+const asset = "m1-cell"
+
+// config is the agent's file: three machines polled every pollInterval, and the KPIs of
+// machine 1.
 func config(dataDir, broker, modbus, httpAddr string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `gateway: {id: gw-browser, site: plant-1, area: body, line: line-1, data_dir: %q}
@@ -133,6 +142,13 @@ devices:
     tags:%s
 `, m.name, modbus, m.unit, pollInterval, deviceTags)
 	}
+	fmt.Fprintf(&b, `assets:
+  - name: %s
+    state: {device: m1, tag: state, map: {1: running, 2: idle, 3: blocked, 4: down, 5: setup, 6: maintenance}}
+    counters: {device: m1, total: parts_total, good: good_total, reject: reject_total, bits: 32}
+    ideal_cycle: {device: m1, tag: ideal_cycle_time_ms, unit: ms}
+    windows: [day]
+`, asset)
 	return b.String()
 }
 
@@ -176,9 +192,10 @@ type page struct {
 type pageAsset struct {
 	Name, Title, OEE string
 	Bars             map[string]struct {
-		Text, Width string
-		Over        bool
+		Label, Text, Width string
+		Over               bool
 	}
+	Extra map[string]string // the rows of fields the page does not know, name to text
 }
 
 // status is the part of /api/v1/status the test compares.
@@ -186,6 +203,7 @@ type status struct {
 	Gateway struct{ ID string }
 	MQTT    struct{ Connected bool }
 	Stats   struct{ TS string }
+	Assets  []map[string]any
 	Devices []struct {
 		Name, State string
 		Tags        []struct {
@@ -205,8 +223,10 @@ func decodeStatus(t *testing.T, s string) status {
 	return st
 }
 
-// assetsFixture is what the KPI engine will add to the status: fractions, one performance over
-// 100% (a wrong ideal cycle time shows so), and a field the page does not know.
+// assetsFixture is a status the real engine does not send: a performance over 100%, which the
+// page marks (a wrong ideal cycle time shows so), while the engine caps performance at 1 in the
+// status (performance_raw, uncapped, is not in it); a shift name; and a field the page does not
+// know. The page must still show it as it comes, so a run answers the page with it.
 const assetsFixture = `[
  {"name":"press-1","shift":"A","oee":0.7689,"availability":0.912,"performance":0.8534,"quality":0.9876,"good_parts":1203},
  {"name":"weld-2","shift":"A","oee":0.5,"availability":0.5,"performance":1.054,"quality":0.95}
@@ -216,8 +236,11 @@ const assetsFixture = `[
 // Chromium, in English and in Korean, and checks that the device rows and the tag values it
 // shows are the status the page fetched, equal the API's at the same moment (on the tick the
 // page shows) and plcsim's model at that tick; that the tick moves between reads; that a known
-// Korean label is shown; that the assets' OEE bars show what the status holds; that the page
-// requests nothing outside its own origin and raises no script error; and writes screenshots.
+// Korean label is shown; that the asset card of machine 1 shows the OEE, availability,
+// performance and quality the agent's KPI engine put in that status, with its other fields as
+// extra rows, and that its OEE moves between reads; that a performance over 100% (a fixture:
+// the engine caps it) is marked; that the page requests nothing outside its own origin and
+// raises no script error; and writes screenshots.
 func TestStatusPage_Browser(t *testing.T) {
 	tl := findTools(t)
 	out := outputDir(t)
@@ -233,6 +256,7 @@ func TestStatusPage_Browser(t *testing.T) {
 	agent := floorlinktest.Start(t, agentBin, cfgPath)
 	base := "http://" + httpAddr
 	waitReady(t, base, agent)
+	waitKPIs(t, base, agent)
 
 	fixture := filepath.Join(dir, "assets.json")
 	if err := os.WriteFile(fixture, []byte(assetsFixture), 0o644); err != nil {
@@ -241,7 +265,7 @@ func TestStatusPage_Browser(t *testing.T) {
 	rep := runCheck(t, tl, base, out, fixture)
 	t.Logf("Chromium %s; screenshots in %s", rep.Chromium, out)
 
-	sameMoment, samples := 0, 0
+	sameMoment, sameKPIs, samples := 0, 0, 0
 	for _, r := range rep.Runs {
 		samples += len(r.Samples)
 		t.Run(r.Name, func(t *testing.T) {
@@ -249,13 +273,19 @@ func TestStatusPage_Browser(t *testing.T) {
 			if r.Name == "en" {
 				wantLang = "en"
 			}
-			checkRun(t, sim, r, wantLang, &sameMoment)
+			checkRun(t, sim, r, wantLang, &sameMoment, &sameKPIs)
 		})
 	}
 	// The page and the API's poll run on their own clocks, so a read can fall between them;
 	// over three runs' samples, each run with its own phase, some must not.
 	if sameMoment == 0 {
 		t.Errorf("in none of %d samples did the API, read right after the page, show the page's ticks", samples)
+	}
+	// The KPIs are the day so far at the status's moment, so they move with every rendering;
+	// the agent serves one rendering for statusTTL (250 ms), within which check.js reads the
+	// API right after the page: most samples must get the page's very status.
+	if sameKPIs == 0 {
+		t.Errorf("in none of %d samples did the API, read right after the page, answer with the status the page showed (stats.ts)", samples)
 	}
 	t.Run("assets", func(t *testing.T) { checkAssets(t, rep) })
 	t.Run("own origin only", func(t *testing.T) {
@@ -302,12 +332,14 @@ func TestStatusPage_Browser(t *testing.T) {
 }
 
 // checkRun checks one language's samples.
-func checkRun(t *testing.T, sim *simtest.Sim, r run, lang string, sameMoment *int) {
+func checkRun(t *testing.T, sim *simtest.Sim, r run, lang string, sameMoment, sameKPIs *int) {
 	if len(r.Samples) == 0 {
 		t.Fatal("no sample")
 	}
-	matched := *sameMoment
+	matched, matchedKPIs := *sameMoment, *sameKPIs
 	ticks := map[string]bool{}
+	oees := map[string]bool{} // the OEE figures shown, as the page writes them
+	oeeDrift := 0.0           // the most the OEE moved between the page's status and a later one the API read right after gave
 	for i, s := range r.Samples {
 		d := s.DOM
 		where := fmt.Sprintf("sample %d (rendering %d, status of %s)", i, d.Refresh, d.StatusTs)
@@ -330,12 +362,36 @@ func checkRun(t *testing.T, sim *simtest.Sim, r run, lang string, sameMoment *in
 		if want := statuspage.Label(lang, "mqtt_up"); !rendered.MQTT.Connected || d.MQTT != want {
 			t.Errorf("%s: MQTT shows %q (connected %v), want %q", where, d.MQTT, rendered.MQTT.Connected, want)
 		}
-		// The page shows the status it fetched: every device row and every tag value.
+		// The page shows the status it fetched: every device row and every tag value, and the
+		// asset's KPIs as the engine computed them for that status.
 		checkShows(t, where, d, rendered, lang)
+		checkAssetCards(t, where, d, rendered.Assets, lang)
+		if len(rendered.Assets) != 1 || rendered.Assets[0]["name"] != asset {
+			t.Errorf("%s: status assets %v, want the config's %s alone", where, rendered.Assets, asset)
+		} else {
+			ra := rendered.Assets[0]
+			if _, ok := ra["availability"].(float64); !ok {
+				t.Errorf("%s: %s has no availability (the test waited for one): %v", where, asset, ra)
+			}
+			if _, ok := ra["produced"]; !ok {
+				t.Errorf("%s: %s has no produced count to show as an extra row: %v", where, asset, ra)
+			}
+			if v, ok := ra["oee"].(float64); ok {
+				oees[toFixed1(v*100)+"%"] = true
+			}
+		}
 		// The API at the same moment (read right after the page rendered): the same devices in
 		// the same states, at most one poll ahead of the page; and where the device's tick is
 		// the one the page shows, the same values.
 		api := decodeStatus(t, s.API)
+		if api.Stats.TS == d.StatusTs {
+			// The agent answered with the rendering the page shows (it serves one for
+			// statusTTL): the cards must show exactly what this independent read says.
+			checkAssetCards(t, where+", the API read right after", d, api.Assets, lang)
+			*sameKPIs++
+		} else {
+			checkAssetsLater(t, where, rendered.Assets, api.Assets, &oeeDrift)
+		}
 		same := len(api.Devices) == len(d.Devices)
 		for k, dev := range api.Devices {
 			if k >= len(d.Devices) || d.Devices[k].Name != dev.Name || d.Devices[k].State != dev.State {
@@ -389,8 +445,13 @@ func checkRun(t *testing.T, sim *simtest.Sim, r run, lang string, sameMoment *in
 	if len(ticks) < 2 {
 		t.Errorf("the tick never changed over %d renderings: %v", len(r.Samples), ticks)
 	}
-	t.Logf("%d samples, %d on the API's tick; ticks shown %v; screenshots %v", len(r.Samples), *sameMoment-matched,
-		keys(ticks), r.Screenshots)
+	// The day so far is worked out at the moment of each status: the OEE moves with every read
+	// while the machine runs, stands or makes a part.
+	if len(oees) < 2 {
+		t.Errorf("%s's OEE never changed over %d renderings: %v", asset, len(r.Samples), keys(oees))
+	}
+	t.Logf("%d samples, %d on the API's tick, %d on the API's very status; ticks shown %v; %s OEE shown %v (%.2f points at most from a later status); screenshots %v",
+		len(r.Samples), *sameMoment-matched, *sameKPIs-matchedKPIs, keys(ticks), asset, keys(oees), oeeDrift*100, r.Screenshots)
 }
 
 // checkShows compares the page's device rows and tag tables with the status it rendered.
@@ -422,6 +483,8 @@ func checkShows(t *testing.T, where string, d page, st status, lang string) {
 	}
 }
 
+// checkAssets checks the fixture run: the page shows the fixture's assets as they come, a
+// performance over 100% marked over and a field it does not know as an extra row.
 func checkAssets(t *testing.T, rep report) {
 	if rep.Assets == nil {
 		t.Fatal("check.js ran no assets run")
@@ -431,31 +494,152 @@ func checkAssets(t *testing.T, rep report) {
 		t.Fatal(err)
 	}
 	d := rep.Assets.DOM
-	if !d.AssetsEmptyHidden {
-		t.Error(`the "no assets" note still shows`)
+	checkAssetCards(t, "fixture", d, want, "en")
+	// What the fixture is there for, beyond what checkAssetCards compares.
+	over, extra := false, false
+	for _, a := range d.Assets {
+		over = over || a.Bars["performance"].Over
+		extra = extra || a.Extra["good_parts"] == "1203"
 	}
-	if len(d.Assets) != len(want) {
-		t.Fatalf("page shows %d assets, the status %d: %+v", len(d.Assets), len(want), d.Assets)
+	if !over {
+		t.Errorf("no performance bar is marked over 100%%: %+v", d.Assets)
 	}
-	pct := func(v float64) string { return strconv.FormatFloat(v*100, 'f', 1, 64) + "%" }
-	for i, w := range want {
-		a := d.Assets[i]
-		if a.Name != w["name"] || !strings.Contains(a.Title, w["name"].(string)) || !strings.Contains(a.Title, "A") {
-			t.Errorf("asset %d: %q %q, want %s, shift A", i, a.Name, a.Title, w["name"])
-		}
-		if got := a.OEE; got != pct(w["oee"].(float64)) {
-			t.Errorf("%s: OEE %q, want %q", a.Name, got, pct(w["oee"].(float64)))
-		}
-		for _, k := range []string{"availability", "performance", "quality"} {
-			v := w[k].(float64)
-			b := a.Bars[k]
-			wantWidth := strconv.FormatFloat(min(v, 1)*100, 'f', -1, 64) + "%"
-			if b.Text != pct(v) || b.Width != wantWidth || b.Over != (v > 1) {
-				t.Errorf("%s: %s bar %+v, want %s wide %s, over %v", a.Name, k, b, pct(v), wantWidth, v > 1)
-			}
-		}
+	if !extra {
+		t.Errorf("the unknown field good_parts is not shown as an extra row: %+v", d.Assets)
 	}
 	t.Logf("screenshot %v", rep.Assets.Screenshots)
+}
+
+// kpiBars are the page's bars: the status field and the label's key.
+var kpiBars = [][2]string{{"availability", "availability"}, {"performance", "performance"}, {"quality", "oee_quality"}}
+
+// knownAssetFields are the fields the page gives their own place; it lists the others as extra rows.
+var knownAssetFields = map[string]bool{"name": true, "shift": true, "oee": true, "availability": true, "performance": true, "quality": true}
+
+// checkAssetCards checks that the page's asset cards show the assets of the status it rendered,
+// written as app.js writes them: a fraction as (v*100).toFixed(1)+'%', a missing one (a null
+// KPI the agent leaves out) as "–", the bar as wide as the fraction within [0, 1], marked over
+// above 1, and every other field as a row of its own.
+func checkAssetCards(t *testing.T, where string, d page, assets []map[string]any, lang string) {
+	t.Helper()
+	if d.AssetsEmptyHidden != (len(assets) > 0) {
+		t.Errorf(`%s: the "no assets" note hidden %v with %d assets`, where, d.AssetsEmptyHidden, len(assets))
+	}
+	if len(d.Assets) != len(assets) {
+		t.Errorf("%s: page shows %d assets, its status has %d: %+v", where, len(d.Assets), len(assets), d.Assets)
+		return
+	}
+	for i, w := range assets {
+		a := d.Assets[i]
+		name, _ := w["name"].(string)
+		title := name
+		if sh, ok := w["shift"].(string); ok && sh != "" {
+			title += " " + statuspage.Label(lang, "shift") + " " + sh
+		}
+		if a.Name != name || a.Title != title {
+			t.Errorf("%s: asset %d shows %q titled %q, want %q titled %q", where, i, a.Name, a.Title, name, title)
+		}
+		if got, want := a.OEE, pctText(w["oee"]); got != want {
+			t.Errorf("%s: %s: OEE shows %q, the status has %v: want %q", where, name, got, w["oee"], want)
+		}
+		for _, k := range kpiBars {
+			b := a.Bars[k[0]]
+			v, known := w[k[0]].(float64)
+			wantWidth := 0.0
+			if known {
+				wantWidth = min(max(v, 0), 1) * 100
+			}
+			// The width comes back through CSSOM, which writes it to 6 significant digits.
+			width, err := strconv.ParseFloat(strings.TrimSuffix(b.Width, "%"), 64)
+			if b.Label != statuspage.Label(lang, k[1]) || b.Text != pctText(w[k[0]]) || err != nil ||
+				!strings.HasSuffix(b.Width, "%") || math.Abs(width-wantWidth) > 1e-3 || b.Over != (v > 1) {
+				t.Errorf("%s: %s: %s bar %+v; the status has %v: want %q, %q, %g%% wide, over %v",
+					where, name, k[0], b, w[k[0]], statuspage.Label(lang, k[1]), pctText(w[k[0]]), wantWidth, v > 1)
+			}
+		}
+		extra := 0
+		for k, v := range w {
+			if knownAssetFields[k] {
+				continue
+			}
+			extra++
+			raw, _ := json.Marshal(v)
+			if got, ok := a.Extra[k]; !ok || !equalValue(raw, got) {
+				t.Errorf("%s: %s: %s shows %q (row shown %v), the status has %s", where, name, k, got, ok, raw)
+			}
+		}
+		if len(a.Extra) != extra {
+			t.Errorf("%s: %s: %d extra rows %v, the status has %d other fields", where, name, len(a.Extra), a.Extra, extra)
+		}
+	}
+}
+
+// checkAssetsLater compares the assets of the status the page rendered with those of a later
+// status, which the API read right after gave: the same assets and windows, counts that only grew, by a poll's parts at
+// most (unless a new day began between them). Their KPIs are the day so far at two moments and may differ: drift records by how much.
+func checkAssetsLater(t *testing.T, where string, rendered, api []map[string]any, drift *float64) {
+	t.Helper()
+	if len(api) != len(rendered) {
+		t.Errorf("%s: the API read right after has %d assets, the page's status %d", where, len(api), len(rendered))
+		return
+	}
+	for i, w := range api {
+		r := rendered[i]
+		if w["name"] != r["name"] {
+			t.Errorf("%s: the API read right after has asset %v, the page's status %v", where, w["name"], r["name"])
+			continue
+		}
+		if w["window_start"] != r["window_start"] {
+			continue // a new day began between the two reads: the counts start afresh
+		}
+		for _, k := range []string{"produced", "good", "scrap"} {
+			a, _ := w[k].(float64)
+			p, _ := r[k].(float64)
+			// plcsim's fastest machine makes a part in 1.6 s: a poll, plus one for a slow read.
+			if a < p || a-p > 2*float64(pollInterval/(1600*time.Millisecond))+1 {
+				t.Errorf("%s: %v: %s %v in the page's status, %v in the API read right after", where, w["name"], k, r[k], w[k])
+			}
+		}
+		a, ok1 := w["oee"].(float64)
+		p, ok2 := r["oee"].(float64)
+		if ok1 && ok2 {
+			*drift = max(*drift, math.Abs(a-p))
+		}
+	}
+}
+
+// pctText is a status fraction as the page writes it.
+func pctText(v any) string {
+	f, ok := v.(float64)
+	if !ok {
+		return "–"
+	}
+	return toFixed1(f*100) + "%"
+}
+
+// toFixed1 is JavaScript's x.toFixed(1) for |x| < 1e21: the exact value of x rounded to one
+// decimal, a tie going up. strconv.FormatFloat rounds a tie to even (12.25 gives 12.2, where
+// JavaScript writes 12.3).
+func toFixed1(x float64) string {
+	if x < 0 {
+		if s := toFixed1(-x); s != "0.0" {
+			return "-" + s
+		}
+		return "0.0" // JavaScript: (-0.01).toFixed(1) is "-0.0"; no KPI is negative
+	}
+	// Exact: a float64 has at most 1074 digits after the point.
+	s := new(big.Float).SetFloat64(x).Text('f', 1100)
+	dot := strings.IndexByte(s, '.')
+	tenths := new(big.Int)
+	tenths.SetString(s[:dot]+s[dot+1:dot+2], 10)
+	if s[dot+2] >= '5' {
+		tenths.Add(tenths, big.NewInt(1))
+	}
+	t := tenths.String()
+	if len(t) < 2 {
+		t = "0" + t
+	}
+	return t[:len(t)-1] + "." + t[len(t)-1:]
 }
 
 // equalValue compares a status value (JSON) with the page's text of it: null is "–", numbers
@@ -564,6 +748,40 @@ func waitReady(t *testing.T, base string, agent *floorlinktest.Agent) {
 	}
 }
 
+// waitKPIs waits until the asset's day so far has an availability and an OEE above zero: the
+// machine ran and made a part since the agent started, so the samples show a real, moving OEE.
+func waitKPIs(t *testing.T, base string, agent *floorlinktest.Agent) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var last string
+		if b, err := httpGet(base + "/api/v1/status"); err != nil {
+			last = err.Error()
+		} else {
+			var st status
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatalf("status: %v: %.200s", err, b)
+			}
+			last = fmt.Sprint(st.Assets)
+			if len(st.Assets) == 1 {
+				_, avail := st.Assets[0]["availability"].(float64)
+				if oee, _ := st.Assets[0]["oee"].(float64); avail && oee > 0 {
+					t.Logf("%s so far: %v", asset, st.Assets[0])
+					return
+				}
+			}
+		}
+		select {
+		case <-agent.Done():
+			t.Fatalf("agent exited; last status assets %s", last)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no availability and OEE after 60s: assets %s", asset, last)
+		}
+	}
+}
+
 func httpGet(url string) ([]byte, error) {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
@@ -586,4 +804,20 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestToFixed1 checks the helper against what JavaScript's toFixed(1) writes (node agrees):
+// a tie of the exact binary value goes up, where strconv.FormatFloat goes to even.
+func TestToFixed1(t *testing.T) {
+	for _, c := range []struct {
+		x    float64
+		want string
+	}{
+		{0, "0.0"}, {12.25, "12.3"}, {0.25, "0.3"}, {0.35, "0.3"}, {1.45, "1.4"}, {0.05, "0.1"},
+		{99.95, "100.0"}, {99.94999, "99.9"}, {105.4, "105.4"}, {0.4797646248651216 * 100, "48.0"}, {9.5, "9.5"},
+	} {
+		if got := toFixed1(c.x); got != c.want {
+			t.Errorf("toFixed1(%v) = %q, want %q", c.x, got, c.want)
+		}
+	}
 }
