@@ -150,14 +150,22 @@ func (a *Agent) newConnection(cfg *config.File, bus config.Bus) (*connection, er
 	if err != nil {
 		return nil, err
 	}
-	c := &connection{key: busKey(bus), driver: drv}
+	c := &connection{key: busKey(cfg, bus), driver: drv}
 	for k, i := range bus.Devices {
 		c.devices = append(c.devices, &device{dev: devs[k], conf: cfg.Devices[i], status: newDeviceStatus(devs[k])})
 	}
 	return c, nil
 }
 
-func busKey(bus config.Bus) string { return bus.Protocol + " " + strings.ToLower(bus.Address) }
+// busKey identifies a connection across a reload: a Modbus bus by its address; an OPC UA
+// device has a connection of its own, so also by its name (two devices may share an endpoint).
+func busKey(cfg *config.File, bus config.Bus) string {
+	key := bus.Protocol + " " + strings.ToLower(bus.Address)
+	if len(bus.Devices) == 1 && bus.Protocol == "opcua" {
+		key += " " + cfg.Devices[bus.Devices[0]].Name
+	}
+	return key
+}
 
 func busDevices(cfg *config.File, bus config.Bus) []drivers.Device {
 	devs := make([]drivers.Device, len(bus.Devices))

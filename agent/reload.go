@@ -78,7 +78,7 @@ func (a *Agent) apply(ctx context.Context, cfg *config.File) error {
 		problems      []config.Problem
 	)
 	for _, bus := range merged.Buses() {
-		if c := current[busKey(bus)]; c != nil && sameDevices(c, &merged, bus) {
+		if c := current[busKey(&merged, bus)]; c != nil && sameDevices(c, &merged, bus) {
 			next = append(next, c)
 			delete(current, c.key)
 			continue

@@ -77,7 +77,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCommand(stderr), newValidateCommand(stdout), newBufferCommand(stdout),
 		newVerifyCommand(stdout, stderr), newWatchCommand(stdout, stderr), newVersionCommand(stdout),
-		newOPCUACommand(stdout))
+		newModbusCommand(stdout), newOPCUACommand(stdout))
 	return root
 }
 
