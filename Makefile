@@ -4,6 +4,10 @@ PKGS := ./...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# net/http without its bundled HTTP/2: the agent's listener is plain HTTP/1.1 on loopback, and
+# the bundle is 0.6 MB of a binary that ships to small gateways (packaging/main.go and the
+# size test in cmd/floorlink/crossbuild read this line).
+BUILDTAGS := nethttpomithttp2
 # The three gateway targets: os/arch[/arm version].
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
 
@@ -29,7 +33,7 @@ build:
 		suffix=$$os-$$arch$${arm:+v$$arm}; \
 		for cmd in floorlink plcsim; do \
 			echo "build dist/$$cmd-$$suffix"; \
-			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -tags "$(BUILDTAGS)" -ldflags "$(LDFLAGS)" \
 				-o dist/$$cmd-$$suffix ./cmd/$$cmd || exit 1; \
 		done; \
 	done

@@ -120,11 +120,14 @@ func gitOutput(ctx context.Context, args ...string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// buildTags are the Makefile's BUILDTAGS: net/http without HTTP/2, which the agent never speaks.
+const buildTags = "nethttpomithttp2"
+
 // buildBinary builds the agent as the Makefile's build target does: static (no cgo, so one
 // binary runs on any Debian of that architecture), -trimpath, version and commit stamped in.
 func buildBinary(ctx context.Context, bin string, t target, version, commit string) error {
 	ldflags := fmt.Sprintf("-s -w -X main.version=%s -X main.commit=%s", version, commit)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", bin,
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", buildTags, "-ldflags", ldflags, "-o", bin,
 		"github.com/floorlink/floorlink/cmd/floorlink")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+t.goarch, "GOARM="+t.goarm)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -29,7 +29,7 @@ var targets = []struct {
 func build(t *testing.T, goarch, goarm string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "floorlink")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=smoke", "-o", bin,
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", makeVar(t, "BUILDTAGS"), "-ldflags", "-s -w -X main.version=smoke", "-o", bin,
 		"github.com/floorlink/floorlink/cmd/floorlink")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOARM="+goarm)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -170,4 +170,55 @@ func runUntilStored(t *testing.T, qemu, bin, cfg, path string, after uint64) buf
 		t.Fatalf("buffer head %d after the run, want more than %d", st.head, after)
 	}
 	return st
+}
+
+// makeVar reads a `NAME := value` line of the repository's Makefile, so that the tests build
+// exactly as `make build` does.
+func makeVar(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" := "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s := line in the Makefile", name)
+	return ""
+}
+
+// floorBytes is the dependency floor of ../shared/research/limits.md: a stripped static amd64
+// binary linking bbolt, paho, gopcua and goburrow, 6.8 MiB.
+const floorBytes = 6.8 * (1 << 20)
+
+// TestBinarySize: the stripped amd64 agent, built as `make build` builds it, is at most twice
+// the dependency floor (issue 3). Its size is in docs/benchmarks.md.
+func TestBinarySize(t *testing.T) {
+	bin := build(t, "amd64", "")
+	st, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ratio := float64(st.Size()) / floorBytes
+	t.Logf("floorlink amd64, stripped: %d bytes (%.2f MiB), %.2f× the floor", st.Size(), float64(st.Size())/(1<<20), ratio)
+	// The usual cause of a jump: something reachable calls reflect's MethodByName (text/template,
+	// html/template), and the linker then keeps every exported method of every type.
+	cmd := exec.Command("go", "build", "-tags", makeVar(t, "BUILDTAGS"), "-ldflags=-dumpdep", "-o", os.DevNull,
+		"github.com/floorlink/floorlink/cmd/floorlink")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build -ldflags=-dumpdep: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "<ReflectMethod>") {
+			t.Errorf("dead code elimination is off: %s", line)
+			break
+		}
+	}
+	if ratio > 2 {
+		t.Errorf("the agent binary is %.2f× the dependency floor (%d bytes): at most 2× allowed; look for what turned off dead code elimination (go build -ldflags=-dumpdep | grep ReflectMethod) or what grew", ratio, st.Size())
+	}
 }
