@@ -1,75 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-)
 
-var (
-	plcsimOnce sync.Once
-	plcsimBin  string
-	plcsimErr  error
+	"github.com/floorlink/floorlink/cmd/floorlink/floorlinktest"
 )
 
 // startPlcsimOPCUA runs plcsim serving OPC UA on a free loopback port and returns the endpoint
-// it printed. plcsim is built once, next to the floorlink binary of TestMain. (cmd/floorlink's
-// tests may import only simtest of the simulators, which has no OPC UA.)
+// it printed. (cmd/floorlink's tests may import only simtest of the simulators, which has no
+// OPC UA.)
 func startPlcsimOPCUA(t *testing.T) string {
 	t.Helper()
-	plcsimOnce.Do(func() {
-		plcsimBin = filepath.Join(filepath.Dir(binary), "plcsim")
-		out, err := exec.Command("go", "build", "-o", plcsimBin, "../plcsim").CombinedOutput()
-		if err != nil {
-			plcsimErr = err
-			t.Logf("build plcsim: %s", out)
-		}
-	})
-	if plcsimErr != nil {
-		t.Fatalf("build plcsim: %v", plcsimErr)
-	}
-	cmd := exec.Command(plcsimBin, "--opcua", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 4)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		_ = cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	re := regexp.MustCompile(`^opcua listening on (opc\.tcp://127\.0\.0\.1:\d+)$`)
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case l := <-lines:
-			if m := re.FindStringSubmatch(l); m != nil {
-				return m[1]
-			}
-		case <-deadline:
-			t.Fatal("plcsim printed no opcua endpoint within 20s")
-		}
-	}
+	return floorlinktest.StartPlcsim(t, "opcua", "--opcua", "127.0.0.1:0")
 }
 
 // TestOPCUABrowse walks machine 1 of plcsim: the table shows each variable with its UA type,

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,24 +15,12 @@ import (
 	"github.com/floorlink/floorlink/cmd/floorlink/floorlinktest"
 )
 
-var plcsimBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "plcsim-test-")
-	if err != nil {
-		return "", err
-	}
-	return floorlinktest.BuildPlcsim(dir)
-})
-
 // TestKPI_ShiftOEE plays the scripted shift of simulators/scenarios/shift-oee-0608.yaml (8 h,
 // 1 h of breaks, down for exactly 20% of the rest, ideal cycle 2 s against 2.5 s, every 20th
 // part scrap) in 48 s: plcsim and the agent share a simulated clock 600 times faster than the
 // wall, and the agent's shift record carries the OEE known in advance: A 0.8, P 0.8,
 // Q 7661/8064, OEE 0.608, each within ±0.01.
 func TestKPI_ShiftOEE(t *testing.T) {
-	sim, err := plcsimBin()
-	if err != nil {
-		t.Fatal(err)
-	}
 	scenario, err := filepath.Abs("../../../simulators/scenarios/shift-oee-0608.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -42,17 +29,8 @@ func TestKPI_ShiftOEE(t *testing.T) {
 	start := "2026-03-02T06:00:00+09:00"
 	// Both processes start before the epoch, so that neither misses the shift's first minutes.
 	epoch := time.Now().Add(3 * time.Second).Format(time.RFC3339Nano)
-	p := floorlinktest.StartArgs(t, sim, []string{"--modbus-tcp", "127.0.0.1:0", "--scenario", scenario, "--step", "1s",
-		"--speed", fmt.Sprint(speed), "--clock-start", start, "--clock-epoch", epoch})
-	var modbusAddr string
-	waitFor(t, 10*time.Second, func() error {
-		_, rest, ok := strings.Cut(p.Log(), "modbus-tcp listening on ")
-		if !ok {
-			return fmt.Errorf("plcsim printed no address yet")
-		}
-		modbusAddr, _, _ = strings.Cut(rest, "\n")
-		return nil
-	})
+	modbusAddr := floorlinktest.StartPlcsim(t, "modbus-tcp", "--modbus-tcp", "127.0.0.1:0", "--scenario", scenario, "--step", "1s",
+		"--speed", fmt.Sprint(speed), "--clock-start", start, "--clock-epoch", epoch)
 
 	dir := t.TempDir()
 	broker := mqtttest.StartBroker(t, mqtttest.BrokerOptions{})

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -24,44 +23,7 @@ import (
 // returns the endpoint it printed. The simulator is its own process, as on a plant network.
 func startOPCUAPlcsim(t *testing.T) string {
 	t.Helper()
-	bin, err := floorlinktest.BuildPlcsim(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--opcua", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 4)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		_ = cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	re := regexp.MustCompile(`^opcua listening on (opc\.tcp://127\.0\.0\.1:\d+)$`)
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case l := <-lines:
-			if m := re.FindStringSubmatch(l); m != nil {
-				return m[1]
-			}
-		case <-deadline:
-			t.Fatal("plcsim printed no opcua endpoint within 20s")
-		}
-	}
+	return floorlinktest.StartPlcsim(t, "opcua", "--opcua", "127.0.0.1:0")
 }
 
 // opcuaTags are machine 1's variables with the types the config gives them: one of each type

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -136,4 +138,42 @@ func Main(m *testing.M, bin *string) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+var plcsimBuild = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "plcsim-test-")
+	if err != nil {
+		return "", err
+	}
+	return BuildPlcsim(dir)
+})
+
+// StartPlcsim builds plcsim once per test binary, runs it with args until the test ends, and
+// returns what it printed after "<kind> listening on " (kind "modbus-tcp", "modbus-rtu" or
+// "opcua"): the address, pty path or endpoint URL.
+func StartPlcsim(t testing.TB, kind string, args ...string) string {
+	t.Helper()
+	bin, err := plcsimBuild()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := StartArgs(t, bin, args)
+	prefix := kind + " listening on "
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, line := range strings.Split(p.Log(), "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		select {
+		case <-p.Done():
+			t.Fatalf("plcsim %v exited before printing %q:\n%s", args, prefix, p.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plcsim %v printed no %q within 20s:\n%s", args, prefix, p.Log())
+		}
+		<-time.After(20 * time.Millisecond)
+	}
 }
