@@ -29,7 +29,8 @@ type backend struct {
 	srv     *server.Server
 	private string // 127.0.0.1:port gopcua listens on
 	cancel  context.CancelFunc
-	urls    []string // public endpoint URLs
+	urls    []string    // public endpoint URLs
+	subs    *subService // subscriptions and monitored items
 
 	cpMu  sync.Mutex
 	cps   map[string]*continuation // guarded by cpMu
@@ -69,6 +70,7 @@ func (s *Server) newBackend(pub net.Addr) (*backend, error) {
 
 func (s *Server) startBackend(pub net.Addr, private string) (*backend, error) {
 	b := &backend{s: s, private: private, urls: s.endpointURLs(pub), cps: map[string]*continuation{}}
+	b.subs = newSubService(b)
 	_, pport, _ := net.SplitHostPort(private)
 	opts := []server.Option{
 		server.EndPoint("127.0.0.1", atoi(pport)), // the first endpoint is where gopcua listens
@@ -102,26 +104,16 @@ func (s *Server) startBackend(pub net.Addr, private string) (*backend, error) {
 		return nil, err
 	}
 	b.cancel = cancel
+	go b.subs.run(ctx)
 	return b, nil
 }
 
-// stop ends the gopcua server: its subscriptions first (their goroutines would otherwise tick
-// until their lifetime ends), then its listener and channels. It may take a while: gopcua's
-// Close waits up to 10 s for channel goroutines.
+// stop ends the gopcua server and the subscriptions. It may take a while: gopcua's Close waits
+// up to 10 s for channel goroutines.
 func (b *backend) stop() {
-	if ss := b.srv.SubscriptionService; ss != nil {
-		ss.Mu.Lock()
-		ids := make([]uint32, 0, len(ss.Subs))
-		for id := range ss.Subs {
-			ids = append(ids, id)
-		}
-		ss.Mu.Unlock()
-		for _, id := range ids {
-			ss.DeleteSubscription(id)
-		}
-	}
 	b.srv.Close()
 	b.cancel()
+	<-b.subs.done
 }
 
 // accept forwards every connection of ln to backend b until ln closes.
@@ -191,56 +183,9 @@ func (s *Server) forward(c net.Conn, b *backend) {
 	<-done
 }
 
-// notify pushes the current value of every node in ids to the monitored items on it. gopcua's
-// own ChangeNotification holds the item lock while it blocks on a subscription's channel, which
-// deadlocks once that subscription's goroutine has exited (research note); here the sends happen
-// after the lock is released, and a subscription that takes more than a second is skipped.
-func (b *backend) notify(ids []*ua.NodeID, now time.Time) {
-	mis := b.srv.MonitoredItemService
-	if mis == nil {
-		return
-	}
-	type send struct {
-		ch chan *ua.MonitoredItemNotification
-		n  *ua.MonitoredItemNotification
-	}
-	var sends []send
-	mis.Mu.Lock()
-	for _, nid := range ids {
-		for _, it := range mis.Nodes[nid.String()] {
-			if it == nil || it.Sub == nil || it.Req == nil || it.Req.ItemToMonitor == nil || it.Req.RequestedParameters == nil {
-				continue
-			}
-			dv := b.read(nid, it.Req.ItemToMonitor.AttributeID, ua.TimestampsToReturnBoth, now)
-			sends = append(sends, send{it.Sub.NotifyChannel, &ua.MonitoredItemNotification{
-				ClientHandle: it.Req.RequestedParameters.ClientHandle, Value: dv,
-			}})
-		}
-	}
-	mis.Mu.Unlock()
-	var stuck map[chan *ua.MonitoredItemNotification]bool
-	for _, x := range sends {
-		if stuck[x.ch] {
-			continue
-		}
-		select {
-		case x.ch <- x.n:
-			continue
-		default:
-		}
-		t := time.NewTimer(time.Second)
-		select {
-		case x.ch <- x.n:
-		case <-t.C:
-			if stuck == nil {
-				stuck = map[chan *ua.MonitoredItemNotification]bool{}
-			}
-			stuck[x.ch] = true
-			b.s.log.Warn("opcua subscription not draining, notifications skipped")
-		}
-		t.Stop()
-	}
-}
+// notify stores the current value of every node in ids for the monitored items on it; the
+// subscriptions publish it at the end of their interval.
+func (b *backend) notify(ids []*ua.NodeID, now time.Time) { b.subs.notify(ids, now) }
 
 // nodeOf returns a gopcua Node standing for the line's node i, for gopcua's code that wants
 // one: the Objects folder's reference to Line1 and the TypeDefinition of browse results.

@@ -14,8 +14,8 @@ import (
 
 // register installs the handlers before gopcua's Start (RegisterHandler keeps the first one
 // given for a service). Every handler runs under guard; those gopcua implements are either
-// replaced (Read, Write, Browse, BrowseNext, GetEndpoints, FindServers, DeleteMonitoredItems,
-// SetMonitoringMode) or validated before gopcua's code runs. The session services stay
+// replaced (Read, Write, Browse, BrowseNext, GetEndpoints, FindServers, and the subscription and
+// monitored item services) or answered BadServiceUnsupported. The session services stay
 // gopcua's: they are not reachable from outside its package.
 func (b *backend) register() {
 	srv := b.srv
@@ -26,16 +26,14 @@ func (b *backend) register() {
 	reg(id.BrowseNextRequest_Encoding_DefaultBinary, "browse next", b.handleBrowseNext)
 	reg(id.GetEndpointsRequest_Encoding_DefaultBinary, "get endpoints", b.handleGetEndpoints)
 	reg(id.FindServersRequest_Encoding_DefaultBinary, "find servers", b.handleFindServers)
-	reg(id.CreateSubscriptionRequest_Encoding_DefaultBinary, "create subscription", b.handleCreateSubscription)
-	reg(id.DeleteSubscriptionsRequest_Encoding_DefaultBinary, "delete subscriptions", b.withSession(func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		return srv.SubscriptionService.DeleteSubscriptions(sc, r, reqID)
-	}))
-	reg(id.PublishRequest_Encoding_DefaultBinary, "publish", func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		return srv.SubscriptionService.Publish(sc, r, reqID)
-	})
-	reg(id.CreateMonitoredItemsRequest_Encoding_DefaultBinary, "create monitored items", b.handleCreateMonitoredItems)
-	reg(id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary, "delete monitored items", b.handleDeleteMonitoredItems)
-	reg(id.SetMonitoringModeRequest_Encoding_DefaultBinary, "set monitoring mode", b.handleSetMonitoringMode)
+	// The subscription services are ours (subs.go): gopcua's reuse subscription ids.
+	ss := b.subs
+	reg(id.CreateSubscriptionRequest_Encoding_DefaultBinary, "create subscription", ss.handleCreateSubscription)
+	reg(id.DeleteSubscriptionsRequest_Encoding_DefaultBinary, "delete subscriptions", ss.handleDeleteSubscriptions)
+	reg(id.PublishRequest_Encoding_DefaultBinary, "publish", ss.handlePublish)
+	reg(id.CreateMonitoredItemsRequest_Encoding_DefaultBinary, "create monitored items", ss.handleCreateMonitoredItems)
+	reg(id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary, "delete monitored items", ss.handleDeleteMonitoredItems)
+	reg(id.SetMonitoringModeRequest_Encoding_DefaultBinary, "set monitoring mode", ss.handleSetMonitoringMode)
 	// Everything else gopcua answers BadServiceUnsupported anyway; answering here keeps its
 	// handlers (and their unchecked request fields) out of the way.
 	for _, t := range []uint16{
@@ -80,17 +78,6 @@ func (b *backend) guard(name string, h server.Handler) server.Handler {
 			return nil, ua.StatusBadResponseTooLarge
 		}
 		return resp, nil
-	}
-}
-
-// withSession refuses requests without a valid session before h: gopcua dereferences the
-// session of DeleteSubscriptions and the monitored item services unchecked.
-func (b *backend) withSession(h server.Handler) server.Handler {
-	return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		if b.srv.Session(r.Header()) == nil {
-			return nil, ua.StatusBadSessionIDInvalid
-		}
-		return h(sc, r, reqID)
 	}
 }
 
@@ -430,175 +417,4 @@ func (b *backend) handleFindServers(_ *uasc.SecureChannel, r ua.Request, _ uint3
 		return nil, ua.StatusBadRequestTypeInvalid
 	}
 	return &ua.FindServersResponse{ResponseHeader: header(r, ua.StatusOK), Servers: []*ua.ApplicationDescription{b.application()}}, nil
-}
-
-// handleCreateSubscription revises the parameters before gopcua sees them: a zero publishing
-// interval would panic its subscription goroutine (time.NewTicker(0)), and long lifetimes keep
-// dead subscriptions of vanished clients ticking.
-func (b *backend) handleCreateSubscription(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-	req, ok := r.(*ua.CreateSubscriptionRequest)
-	if !ok {
-		return nil, ua.StatusBadRequestTypeInvalid
-	}
-	if b.srv.Session(req.RequestHeader) == nil {
-		return nil, ua.StatusBadSessionIDInvalid
-	}
-	rev := *req
-	iv := req.RequestedPublishingInterval
-	if math.IsNaN(iv) || iv < 50 {
-		iv = 50
-	}
-	iv = math.Round(min(iv, 60000))
-	ka := req.RequestedMaxKeepAliveCount
-	if ka == 0 {
-		ka = 10
-	}
-	ka = min(ka, max(1, uint32(30000/iv))) // a keep-alive at least every 30 s
-	lt := max(req.RequestedLifetimeCount, 3*ka)
-	lt = min(lt, max(3*ka, uint32(60000/iv))) // dead after max(3 keep-alives, 1 min) unpolled
-	rev.RequestedPublishingInterval, rev.RequestedMaxKeepAliveCount, rev.RequestedLifetimeCount = iv, ka, lt
-	return b.srv.SubscriptionService.CreateSubscription(sc, &rev, reqID)
-}
-
-// subscriptionOf returns the subscription id of the request's session, or a status.
-func (b *backend) subscriptionOf(r ua.Request, subID uint32) ua.StatusCode {
-	sess := b.srv.Session(r.Header())
-	if sess == nil {
-		return ua.StatusBadSessionIDInvalid
-	}
-	ss := b.srv.SubscriptionService
-	ss.Mu.Lock()
-	sub := ss.Subs[subID]
-	ss.Mu.Unlock()
-	if sub == nil || sub.Session == nil || sub.Session.AuthTokenID.String() != sess.AuthTokenID.String() {
-		return ua.StatusBadSubscriptionIDInvalid
-	}
-	return ua.StatusOK
-}
-
-// handleCreateMonitoredItems checks every item before gopcua's code, which dereferences them
-// unchecked and monitors unknown nodes as Good; it caps a subscription at
-// MaxMonitoredItemsPerSubscription.
-func (b *backend) handleCreateMonitoredItems(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-	req, ok := r.(*ua.CreateMonitoredItemsRequest)
-	switch {
-	case !ok:
-		return nil, ua.StatusBadRequestTypeInvalid
-	case len(req.ItemsToCreate) == 0:
-		return nil, ua.StatusBadNothingToDo
-	case len(req.ItemsToCreate) > MaxMonitoredItemsPerCall:
-		return nil, ua.StatusBadTooManyOperations
-	case req.TimestampsToReturn > ua.TimestampsToReturnNeither:
-		return nil, ua.StatusBadTimestampsToReturnInvalid
-	}
-	if st := b.subscriptionOf(r, req.SubscriptionID); st != ua.StatusOK {
-		return nil, st
-	}
-	mis := b.srv.MonitoredItemService
-	mis.Mu.Lock()
-	have := len(mis.Subs[req.SubscriptionID])
-	mis.Mu.Unlock()
-	now := time.Now()
-	res := make([]*ua.MonitoredItemCreateResult, len(req.ItemsToCreate))
-	var pass []*ua.MonitoredItemCreateRequest
-	var where []int
-	for i, it := range req.ItemsToCreate {
-		code := ua.StatusOK
-		switch {
-		case it == nil || it.ItemToMonitor == nil || it.ItemToMonitor.NodeID == nil:
-			code = ua.StatusBadNodeIDInvalid
-		case it.RequestedParameters == nil:
-			code = ua.StatusBadMonitoredItemFilterInvalid
-		case have+len(pass) >= MaxMonitoredItemsPerSubscription:
-			code = ua.StatusBadTooManyMonitoredItems
-		default:
-			dv := b.read(it.ItemToMonitor.NodeID, it.ItemToMonitor.AttributeID, ua.TimestampsToReturnNeither, now)
-			if dv.Status == ua.StatusBadNodeIDUnknown || dv.Status == ua.StatusBadNodeIDInvalid || dv.Status == ua.StatusBadAttributeIDInvalid {
-				code = dv.Status
-			}
-		}
-		if code != ua.StatusOK {
-			res[i] = &ua.MonitoredItemCreateResult{StatusCode: code, FilterResult: ua.NewExtensionObject(nil)}
-			continue
-		}
-		pass = append(pass, it)
-		where = append(where, i)
-	}
-	if len(pass) > 0 {
-		sub := *req
-		sub.ItemsToCreate = pass
-		resp, err := mis.CreateMonitoredItems(sc, &sub, reqID)
-		if err != nil {
-			return nil, err
-		}
-		cr, ok := resp.(*ua.CreateMonitoredItemsResponse)
-		if !ok || len(cr.Results) != len(pass) {
-			return nil, ua.StatusBadInternalError
-		}
-		for j, i := range where {
-			res[i] = cr.Results[j]
-		}
-	}
-	return &ua.CreateMonitoredItemsResponse{ResponseHeader: header(r, ua.StatusOK), Results: res, DiagnosticInfos: []*ua.DiagnosticInfo{}}, nil
-}
-
-// itemsOf checks monitored item ids against the request's subscription; it returns a status per
-// id and calls fn for each valid item, with the item service locked.
-func (b *backend) itemsOf(r ua.Request, subID uint32, ids []uint32, fn func(*server.MonitoredItem)) ([]ua.StatusCode, error) {
-	switch {
-	case len(ids) == 0:
-		return nil, ua.StatusBadNothingToDo
-	case len(ids) > MaxMonitoredItemsPerCall:
-		return nil, ua.StatusBadTooManyOperations
-	}
-	if st := b.subscriptionOf(r, subID); st != ua.StatusOK {
-		return nil, st
-	}
-	mis := b.srv.MonitoredItemService
-	res := make([]ua.StatusCode, len(ids))
-	mis.Mu.Lock()
-	defer mis.Mu.Unlock()
-	for i, mid := range ids {
-		it := mis.Items[mid]
-		if it == nil || it.Sub == nil || it.Sub.ID != subID {
-			res[i] = ua.StatusBadMonitoredItemIDInvalid
-			continue
-		}
-		fn(it)
-	}
-	return res, nil
-}
-
-// handleDeleteMonitoredItems replaces gopcua's, which panics on an unknown id.
-func (b *backend) handleDeleteMonitoredItems(_ *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Response, error) {
-	req, ok := r.(*ua.DeleteMonitoredItemsRequest)
-	if !ok {
-		return nil, ua.StatusBadRequestTypeInvalid
-	}
-	var del []uint32
-	res, err := b.itemsOf(r, req.SubscriptionID, req.MonitoredItemIDs, func(it *server.MonitoredItem) { del = append(del, it.ID) })
-	if err != nil {
-		return nil, err
-	}
-	for _, mid := range del {
-		b.srv.MonitoredItemService.DeleteMonitoredItem(mid)
-	}
-	return &ua.DeleteMonitoredItemsResponse{ResponseHeader: header(r, ua.StatusOK), Results: res, DiagnosticInfos: []*ua.DiagnosticInfo{}}, nil
-}
-
-// handleSetMonitoringMode replaces gopcua's, which panics on an unknown id. The mode is stored;
-// gopcua's subscriptions ignore it.
-func (b *backend) handleSetMonitoringMode(_ *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Response, error) {
-	req, ok := r.(*ua.SetMonitoringModeRequest)
-	if !ok {
-		return nil, ua.StatusBadRequestTypeInvalid
-	}
-	if req.MonitoringMode > ua.MonitoringModeReporting {
-		return nil, ua.StatusBadMonitoringModeInvalid
-	}
-	res, err := b.itemsOf(r, req.SubscriptionID, req.MonitoredItemIDs, func(it *server.MonitoredItem) { it.Mode = req.MonitoringMode })
-	if err != nil {
-		return nil, err
-	}
-	return &ua.SetMonitoringModeResponse{ResponseHeader: header(r, ua.StatusOK), Results: res, DiagnosticInfos: []*ua.DiagnosticInfo{}}, nil
 }
