@@ -102,6 +102,11 @@ func (j *JSON) Decode(dst []Update, topic string, payload []byte) ([]Update, err
 			return decodeGateway(dst, lv[0], lv[2], lv[3], payload)
 		}
 	}
+	// The retained live KPI record of an asset (its window so far) is the asset's kpi topic
+	// plus /live: shown as the asset's KPIs, the closed windows' and the live ones alike.
+	if strings.HasSuffix(topic, "/kpi/live") {
+		topic = strings.TrimSuffix(topic, "/live")
+	}
 	m := j.re.FindStringSubmatch(topic)
 	if m == nil {
 		return dst, nil

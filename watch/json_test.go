@@ -37,6 +37,13 @@ func TestJSON_Decode(t *testing.T) {
 				Seq: 8, TS: ts, Values: []Value{{Name: "oee", Text: "0.78"}}}},
 		},
 		{
+			name:    "kpi live",
+			topic:   "floorlink/v1/plant/body/line-1/press-1/kpi/live",
+			payload: `{"gateway":"gw-1","seq":0,"ts":"2026-11-25T08:00:02.700Z","historical":false,"values":{"oee":0.61,"partial":true}}`,
+			want: []Update{{Kind: KPI, Site: "plant", Area: "body", Line: "line-1", Gateway: "gw-1", Source: "press-1",
+				TS: ts, Values: []Value{{Name: "oee", Text: "0.61"}, {Name: "partial", Text: "true"}}}},
+		},
+		{
 			name:    "event",
 			topic:   "floorlink/v1/plant/body/line-1/m1/event",
 			payload: `{"gateway":"gw-1","seq":9,"ts":"2026-11-25T08:00:02.700Z","values":{"event":"connected"}}`,
