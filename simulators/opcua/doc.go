@@ -9,16 +9,23 @@
 // subscriptions, and Server/ServerStatus/CurrentTime (i=2258) every second.
 //
 // Guards against gopcua v0.8.0's server (see research/opcua.md): Read, Write (always
-// BadNotWritable), Browse, BrowseNext (continuation points), GetEndpoints and the monitored item
-// services are replaced or validated before gopcua's code, panics are recovered, responses over
+// BadNotWritable), Browse, BrowseNext (continuation points), GetEndpoints and the subscription and
+// monitored item services are replaced (subs.go), panics are recovered, responses over
 // ResponseBudget are refused with BadResponseTooLarge, OperationLimits are raised to 1,000 and
 // readable, every host name clients use gets an endpoint. gopcua listens on a private loopback
 // port; the Server forwards each client, so Stop and Restart close every client socket at once
 // and start afresh on the same port.
 //
+// Subscriptions are our own, since gopcua's numbered them len+1 and handed a live id to the next
+// client: ids only grow, each belongs to one session, publish requests queue per session and are
+// answered on their own channel, so several clients may hold subscriptions at once.
+//
 // Caveats: gopcua's session services are not reachable and stay unguarded; subscriptions have no
-// sampling, queue or deadband; subscription ids are reused, so serve one agent per instance;
-// gopcua logs a few lines through the standard log package at start. Several clients holding
-// subscriptions at once were seen to lose a channel ("unexpected EOF" in gopcua's server): not
-// understood yet.
+// sampling, queue or deadband (the latest value per item per publishing interval), no
+// retransmission, no ModifySubscription, SetPublishingMode or Republish; a request gopcua cannot
+// decode (e.g. a nil field its encoder writes as nothing) makes its server stop reading that
+// channel while leaving it open, so that client times out; gopcua's client drops its channel on
+// any response with a bad service result, so errors like BadNothingToDo end a gopcua client's
+// connection (a client matter, not the server's); gopcua logs a few lines through the standard
+// log package at start.
 package opcua
