@@ -112,7 +112,7 @@ func TestPlcsim_OPCUA(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("tick stayed %d for 10s", tick)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-time.After(20 * time.Millisecond) // the polling interval of a wait with a deadline
 	}
 	resp, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
 		{NodeID: ua.NewStringNodeID(2, "Line1.M1.Temperature"), AttributeID: ua.AttributeIDValue},

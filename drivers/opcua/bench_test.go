@@ -53,7 +53,7 @@ func measure(b *testing.B, d *Driver, per int64) {
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d samples in 2 minutes", c.samples.Load())
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-time.After(10 * time.Millisecond) // the polling interval of a wait with a deadline
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
@@ -61,8 +61,12 @@ func measure(b *testing.B, d *Driver, per int64) {
 	next := s0
 	for b.Loop() {
 		next += per
+		stall := time.Now().Add(time.Minute)
 		for c.samples.Load() < next {
-			time.Sleep(2 * time.Millisecond)
+			if time.Now().After(stall) {
+				b.Fatalf("%d samples, waiting for %d: none for a minute", c.samples.Load(), next)
+			}
+			<-time.After(2 * time.Millisecond) // the polling interval of a wait with a deadline
 		}
 	}
 	cpu, wall, n := cpuTime()-cpu0, time.Since(wall0), c.samples.Load()-s0

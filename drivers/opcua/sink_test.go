@@ -87,7 +87,7 @@ func waitFor(t testing.TB, d time.Duration, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: %v", d, err)
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval of the wait, not a wait for a result
+		<-time.After(20 * time.Millisecond) // polling interval of the wait, not a wait for a result
 	}
 }
 

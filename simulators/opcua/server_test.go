@@ -90,7 +90,7 @@ func waitFor(t testing.TB, d time.Duration, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: %v", d, err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-time.After(10 * time.Millisecond) // the polling interval of a wait with a deadline
 	}
 }
 
