@@ -49,7 +49,7 @@ func TestModel_Run_Plain(t *testing.T) {
 			t.Fatalf("plain output before the first second: %q", got)
 		}
 		m.Handle("floorlink/v1/s/a/l/d/telemetry", []byte(`{"gateway":"g","seq":1,"values":{"tick":5}}`), time.Now())
-		time.Sleep(3 * time.Second) // the bubble's clock: three refreshes
+		<-time.After(3 * time.Second) // the bubble's clock: three refreshes
 		synctest.Wait()
 		cancel()
 		if err := <-done; err != nil {
@@ -82,7 +82,7 @@ func TestModel_Run_Terminal(t *testing.T) {
 		if n := strings.Count(out.String(), ansiHomeClear); n != 1 {
 			t.Fatalf("%d frames at once, want 1", n)
 		}
-		time.Sleep(time.Second)
+		<-time.After(time.Second) // the bubble's clock: one refresh
 		synctest.Wait()
 		cancel()
 		<-done

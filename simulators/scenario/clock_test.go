@@ -71,7 +71,7 @@ func TestClock_Run(t *testing.T) {
 					})
 				}()
 				for range 50 {
-					time.Sleep(77 * time.Millisecond) // the bubble's fake clock: lets it run, not a wait for a result
+					<-time.After(77 * time.Millisecond) // the bubble's fake clock: lets it run, not a wait for a result
 					synctest.Wait()
 					mu.Lock()
 					got, want := tick, c.Tick(time.Now())
