@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
@@ -63,6 +66,33 @@ func startOPCUA(t *testing.T, args ...string) (*exec.Cmd, string, <-chan struct{
 		t.Fatal("no opcua line within 10s")
 	}
 	return nil, "", nil
+}
+
+// waitStopped waits until every thread of process pid is stopped. kill(2) returns before a
+// thread busy on another core has taken SIGSTOP, and such a thread can still answer a request.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(stats) > 0
+		for _, p := range stats {
+			b, err := os.ReadFile(p)
+			// The state is the field after the command name, which is in parentheses.
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plcsim (pid %d) not stopped 10s after SIGSTOP", pid)
+		}
+		<-time.After(time.Millisecond) // the polling interval of a wait with a deadline
+	}
 }
 
 func readTick(ctx context.Context, c *opcua.Client) (uint32, error) {
@@ -124,6 +154,7 @@ func TestPlcsim_OPCUA(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, cmd.Process.Pid)
 	if _, err := readTick(ctx, c); err == nil {
 		t.Error("read from a stopped plcsim succeeded")
 	}
