@@ -2,8 +2,6 @@ package opcua
 
 import (
 	"context"
-	"crypto/rsa"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"sort"
@@ -95,19 +93,22 @@ func (d *Driver) connect(ctx context.Context) (*opcua.Client, <-chan opcua.ConnS
 	}
 	// The Auth* option must precede SecurityFromEndpoint, which then takes the server's
 	// PolicyID for that token type.
+	u := user{who: "the anonymous user", check: "check the anonymous user's rights on the server, or set auth username or certificate"}
 	switch c.auth {
 	case AuthUsername:
 		opts = append(opts, opcua.AuthUsername(c.dev.OPCUA.Username, c.dev.OPCUA.Password))
+		u = user{who: fmt.Sprintf("user %q", c.dev.OPCUA.Username), check: "check the username and password and the user's rights on the server"}
 	case AuthCertificate:
-		pair, err := tls.LoadX509KeyPair(c.dev.OPCUA.UserCertFile, c.dev.OPCUA.UserKeyFile)
+		cert, key, err := loadUserCert(c.dev.OPCUA.UserCertFile, c.dev.OPCUA.UserKeyFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("load user certificate of device %q: %w", c.dev.Name, err)
 		}
-		key, ok := pair.PrivateKey.(*rsa.PrivateKey)
-		if !ok {
-			return nil, nil, fmt.Errorf("load user certificate of device %q: %s: want an RSA key", c.dev.Name, c.dev.OPCUA.UserKeyFile)
+		opts = append(opts, opcua.AuthCertificate(cert.Raw), opcua.AuthPrivateKey(key))
+		u = user{
+			who: fmt.Sprintf("the user certificate %q (SHA-1 thumbprint %s, file %s)", cert.Subject, thumbprint(cert.Raw), c.dev.OPCUA.UserCertFile),
+			check: "the server must trust it as a user certificate (often: move it from the server's rejected to its trusted user certificates) " +
+				"and let that user connect",
 		}
-		opts = append(opts, opcua.AuthCertificate(pair.Certificate[0]), opcua.AuthPrivateKey(key))
 	default:
 		opts = append(opts, opcua.AuthAnonymous())
 	}
@@ -119,7 +120,7 @@ func (d *Driver) connect(ctx context.Context) (*opcua.Client, <-chan opcua.ConnS
 		return nil, nil, fmt.Errorf("connect to %s: %w", c.endpoint, err)
 	}
 	if err := safeConnect(ctx, cl); err != nil {
-		return nil, nil, classify(c.endpoint, c.dev.OPCUA.Username, err)
+		return nil, nil, classify(c.endpoint, c.dev.Name, u, err)
 	}
 	return cl, states, nil
 }
@@ -135,20 +136,19 @@ func safeConnect(ctx context.Context, cl *opcua.Client) (err error) {
 	return cl.Connect(ctx)
 }
 
-// classify wraps a Connect error with the sentinel an integrator acts on.
-func classify(endpoint, user string, err error) error {
+// user is the identity a session runs as, for the message of ErrUserRejected: who the server
+// refused and what to check.
+type user struct{ who, check string }
+
+// classify wraps a Connect error of device with the sentinel an integrator acts on.
+func classify(endpoint, device string, u user, err error) error {
 	var sc ua.StatusCode
 	if errors.As(err, &sc) {
 		name := statusName(sc)
 		switch sc {
 		case ua.StatusBadUserAccessDenied, ua.StatusBadIdentityTokenInvalid, ua.StatusBadIdentityTokenRejected,
 			ua.StatusBadUserSignatureInvalid:
-			who := "the anonymous user"
-			if user != "" {
-				who = fmt.Sprintf("user %q", user)
-			}
-			return fmt.Errorf("%w: %s refused %s (%s): check the username and password (or user certificate) and the user's rights on the server",
-				ErrUserRejected, endpoint, who, name)
+			return fmt.Errorf("%w: %s refused %s for device %q (%s): %s", ErrUserRejected, endpoint, u.who, device, name, u.check)
 		case ua.StatusBadCertificateUntrusted, ua.StatusBadSecurityChecksFailed, ua.StatusBadCertificateInvalid,
 			ua.StatusBadCertificateURIInvalid, ua.StatusBadCertificateRevoked, ua.StatusBadCertificateTimeInvalid,
 			ua.StatusBadCertificateUseNotAllowed, ua.StatusBadCertificateIssuerRevocationUnknown, ua.StatusBadCertificateRevocationUnknown:

@@ -12,9 +12,9 @@
 // ErrUnreachable, ErrEndpointNotOffered (listing what the server offers),
 // ErrServerCertUntrusted (*UntrustedCertError: which file to move where),
 // ErrServerCertInvalid, ErrCertificateRejected (the server refused our certificate),
-// ErrUserRejected (BadUserAccessDenied, BadIdentityTokenInvalid/Rejected) and
-// ErrConnectionLost. While a device is down every tag is bad with a short reason
-// ("unreachable", "server certificate not trusted", "user rejected"…).
+// ErrUserRejected (BadUserAccessDenied, BadIdentityTokenInvalid/Rejected; naming the device and
+// the user or user certificate) and ErrConnectionLost. While a device is down every tag is bad
+// with a short reason ("unreachable", "server certificate not trusted", "user rejected"…).
 //
 // # Certificates
 //

@@ -402,3 +402,62 @@ func certInfo(path string, der []byte) (CertInfo, error) {
 	}
 	return info, nil
 }
+
+// loadUserCert reads the X.509 user identity of auth certificate: the certificate, DER or PEM
+// (its first CERTIFICATE block), and its RSA key, PEM, PKCS#1 ("RSA PRIVATE KEY") or PKCS#8
+// ("PRIVATE KEY"), as the docs promise. tls.LoadX509KeyPair, used before, took PEM only, so a
+// DER certificate (what most OPC UA tools export) never connected. The key must belong to the
+// certificate: the server checks the token's signature with the certificate's public key.
+func loadUserCert(certFile, keyFile string) (*x509.Certificate, *rsa.PrivateKey, error) {
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	der := b
+	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
+		der = nil
+		for rest := b; der == nil; {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				return nil, nil, fmt.Errorf("read user certificate %s: no PEM block CERTIFICATE", certFile)
+			}
+			if block.Type == "CERTIFICATE" {
+				der = block.Bytes
+			}
+		}
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read user certificate %s: %w", certFile, err)
+	}
+	b, err = os.ReadFile(keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	var key *rsa.PrivateKey
+	for rest := b; key == nil; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return nil, nil, fmt.Errorf("read user key %s: want a PEM block RSA PRIVATE KEY or PRIVATE KEY (unencrypted)", keyFile)
+		}
+		switch block.Type {
+		case "RSA PRIVATE KEY":
+			if key, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+				return nil, nil, fmt.Errorf("read user key %s: %w", keyFile, err)
+			}
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("read user key %s: %w", keyFile, err)
+			}
+			var ok bool
+			if key, ok = k.(*rsa.PrivateKey); !ok {
+				return nil, nil, fmt.Errorf("read user key %s: a %T: OPC UA user tokens need an RSA key", keyFile, k)
+			}
+		}
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, nil, fmt.Errorf("user key %s does not belong to user certificate %s", keyFile, certFile)
+	}
+	return cert, key, nil
+}

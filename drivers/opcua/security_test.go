@@ -87,8 +87,8 @@ func TestDriver_NodeOPCUA_Security(t *testing.T) {
 		c := &collector{}
 		run(t, d, c)
 		err = firstDown(t, c)
-		if !errors.Is(err, ErrUserRejected) || !strings.Contains(err.Error(), `refused user "operator" (BadUserAccessDenied)`) {
-			t.Fatalf("error %v, want ErrUserRejected naming the user and BadUserAccessDenied", err)
+		if !errors.Is(err, ErrUserRejected) || !strings.Contains(err.Error(), `refused user "operator" for device "press-1" (BadUserAccessDenied)`) {
+			t.Fatalf("error %v, want ErrUserRejected naming the user, the device and BadUserAccessDenied", err)
 		}
 		t.Logf("documented message: %v", err)
 	})

@@ -8,6 +8,10 @@
 //   policies     security policy names offered when secure, e.g. ["Aes256_Sha256_RsaPss"]
 //   modes        message security modes offered when secure: ["Sign", "SignAndEncrypt"]
 //   users        {"name": "password"}: username tokens accepted; anonymous only when empty
+//   userCert     path of an X.509 user certificate (DER or PEM) the server trusts for X509 user
+//                identity tokens (offered on the secure endpoints); any other user certificate
+//                is refused (BadIdentityTokenRejected), and anonymous clients too. Off by
+//                default: the server then keeps node-opcua's default user PKI, which accepts any.
 //   pki          directory of the server's own PKI (its certificate survives restarts there)
 //   omit         names of the Types variables not to create (a node removed across a restart)
 //   gen          written into the String variable "Gen", so a test sees which run answers
@@ -19,6 +23,8 @@
 // {"op":"set","name":"Static","value":42} sets the Double variable Static.
 "use strict";
 
+const crypto = require("crypto");
+const fs = require("fs");
 const path = require("path");
 const readline = require("readline");
 const {
@@ -34,6 +40,20 @@ async function main() {
         automaticallyAcceptUnknownCertificate: true,
     });
     const users = opts.users || {};
+    // A user PKI of the test's own (below pki/user), trusting exactly opts.userCert. node-opcua
+    // checks an X509 token's signature, then its certificate with this manager
+    // (OPCUAServer.isValidX509IdentityToken): unknown certificates land in user/rejected.
+    let userCertificateManager;
+    if (opts.userCert) {
+        userCertificateManager = new OPCUACertificateManager({
+            rootFolder: path.join(opts.pki, "user"),
+            automaticallyAcceptUnknownCertificate: false,
+            disableFileWatchers: true,
+        });
+        await userCertificateManager.initialize();
+        // X509Certificate reads DER and PEM; raw is the DER the token carries.
+        await userCertificateManager.trustCertificate(new crypto.X509Certificate(fs.readFileSync(opts.userCert)).raw);
+    }
     const server = new OPCUAServer({
         port: opts.port,
         host: "127.0.0.1",
@@ -41,8 +61,9 @@ async function main() {
         alternateHostname: [],
         securityPolicies: opts.secure ? (opts.policies || ["Basic256Sha256"]).map((p) => SecurityPolicy[p]) : [SecurityPolicy.None],
         securityModes: opts.secure ? (opts.modes || ["SignAndEncrypt"]).map((m) => MessageSecurityMode[m]) : [MessageSecurityMode.None],
-        allowAnonymous: Object.keys(users).length === 0,
+        allowAnonymous: Object.keys(users).length === 0 && !opts.userCert,
         serverCertificateManager: certificateManager,
+        userCertificateManager,
         userManager: { isValidUser: (u, p) => users[u] !== undefined && users[u] === p },
         serverCapabilities: { operationLimits: { maxNodesPerRead: opts.maxNodesPerRead || 1000, maxMonitoredItemsPerCall: 1000 } },
         buildInfo: { productName: "floorlink-test-server" },

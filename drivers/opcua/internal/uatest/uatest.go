@@ -29,6 +29,11 @@ type Options struct {
 	Policies, Modes []string
 	// Users accepted with username tokens; when empty, anonymous clients are accepted.
 	Users map[string]string
+	// UserCert is the path of an X.509 user certificate (DER or PEM) the server trusts for
+	// certificate user tokens, offered on the secure endpoints; the server then refuses any
+	// other user certificate (BadIdentityTokenRejected) and anonymous clients. Empty: any user
+	// certificate is accepted (node-opcua's default user PKI).
+	UserCert string
 	// Omit names Types variables (e.g. "Int32") not to create.
 	Omit []string
 	// Gen is served as the String variable ns=1;s=Line1.Gen.
@@ -95,7 +100,8 @@ func freePort(t testing.TB) int {
 
 func (s *Server) start(opts Options) error {
 	arg, _ := json.Marshal(map[string]any{"port": s.port, "secure": opts.Secure, "users": opts.Users, "pki": s.pki,
-		"omit": opts.Omit, "policies": opts.Policies, "modes": opts.Modes, "gen": opts.Gen, "extra": opts.Extra, "maxNodesPerRead": opts.MaxNodesPerRead})
+		"omit": opts.Omit, "policies": opts.Policies, "modes": opts.Modes, "gen": opts.Gen, "extra": opts.Extra, "maxNodesPerRead": opts.MaxNodesPerRead,
+		"userCert": opts.UserCert})
 	log, err := os.CreateTemp(filepath.Dir(s.pki), "node-opcua-*.log")
 	if err != nil {
 		return err
