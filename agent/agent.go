@@ -64,6 +64,7 @@ type Agent struct {
 
 	devMu   sync.RWMutex // guards devices and conns, which a reload replaces
 	reloads chan reloadRequest
+	probes  chan struct{} // Alive's questions to Run's loop
 }
 
 // Option changes how New builds the agent.
@@ -242,7 +243,7 @@ func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("gateway", cfg.Gateway.ID)
-	a := &Agent{cfg: cfg, log: log, now: time.Now, reloads: make(chan reloadRequest)}
+	a := &Agent{cfg: cfg, log: log, now: time.Now, reloads: make(chan reloadRequest), probes: make(chan struct{})}
 	for _, o := range options {
 		o(a)
 	}
@@ -597,6 +598,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			running = false
 		case req := <-a.reloads:
 			req.done <- a.apply(ctx, req.cfg)
+		case <-a.probes:
 		}
 	}
 	start := time.Now()
@@ -626,6 +628,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		"records", a.counts.records.Load(), "dropped", a.counts.dropped.Load(),
 		"head", a.buf.Head(), "cursor", a.buf.Cursor())
 	return errors.Join(bufErr, pubErr)
+}
+
+// Alive returns nil when the agent's own loops answer before ctx ends: Run's loop (which stops
+// the agent and applies reloads) and the buffer's writer (which commits what the drivers read,
+// and which Alive waits for when records are pending). It is what feeds systemd's watchdog, so
+// that an agent stuck in a deadlock is restarted, while an agent that cannot reach a PLC or a
+// broker is not: restarting fixes neither. Call it while Run runs and has not begun to stop.
+func (a *Agent) Alive(ctx context.Context) error {
+	select {
+	case a.probes <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("the agent's main loop does not answer: %w", ctx.Err())
+	}
+	if err := a.buf.Flush(ctx); err != nil {
+		return fmt.Errorf("the buffer's writer has not committed the pending records (stored up to seq %d): %w", a.buf.Head(), err)
+	}
+	return nil
 }
 
 // deliverStored lets a connected publisher send what is stored, including the drivers' last

@@ -174,3 +174,38 @@ func TestAgent_Readyz(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAgent_Alive: a running agent answers Alive while it polls (records pending commit
+// included); an agent whose Run loop is not there does not, and says which part is silent.
+func TestAgent_Alive(t *testing.T) {
+	a, _, _ := startAgent(t, "")
+	for i := range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := a.Alive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("question %d: %v", i, err)
+		}
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gw.yaml")
+	os.WriteFile(path, []byte(`gateway: {id: gw-t, site: s, area: a, line: l, data_dir: data}
+mqtt: {brokers: ["tcp://127.0.0.1:1"]}
+http: {listen: ""}
+`), 0o644)
+	cfg, err := LoadConfig(path, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.buf.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := idle.Alive(ctx); err == nil || !strings.Contains(err.Error(), "main loop does not answer") {
+		t.Fatalf("Alive of an agent that does not run: %v, want the main loop named", err)
+	}
+}

@@ -151,7 +151,7 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 			if err != nil {
 				log.Warn("not notifying systemd", "err", err)
 			}
-			return runNotified(ctx, ntf, log, a.Run)
+			return runNotified(ctx, ntf, log, a.Alive, a.Run)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file")

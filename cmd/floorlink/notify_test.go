@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,7 +69,7 @@ func TestRunNotified_ReadyWatchdogStopping(t *testing.T) {
 	runErr := errors.New("the agent's error")
 	done := make(chan error, 1)
 	go func() {
-		done <- runNotified(ctx, n, slog.New(slog.DiscardHandler), func(ctx context.Context) error {
+		done <- runNotified(ctx, n, slog.New(slog.DiscardHandler), nil, func(ctx context.Context) error {
 			<-ctx.Done()
 			<-release // the shutdown drains for a while
 			return runErr
@@ -107,6 +109,140 @@ func TestRunNotified_ReadyWatchdogStopping(t *testing.T) {
 	}
 }
 
+// queued returns the messages already sent, without waiting for more.
+func (s *notifySocket) queued(t *testing.T) []string {
+	t.Helper()
+	var got []string
+	buf := make([]byte, 4096)
+	for {
+		if err := s.conn.SetReadDeadline(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.conn.Read(buf)
+		if err != nil {
+			return got
+		}
+		got = append(got, string(buf[:n]))
+	}
+}
+
+// quiet fails the test if a message arrives within d.
+func (s *notifySocket) quiet(t *testing.T, d time.Duration, why string) {
+	t.Helper()
+	buf := make([]byte, 4096)
+	if err := s.conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.conn.Read(buf); err == nil {
+		t.Fatalf("got %q within %v; want nothing: %s", buf[:n], d, why)
+	}
+}
+
+// TestRunNotified_Alive: the watchdog is fed only while the agent answers. An agent that answers
+// with an error, or not at all (stuck on a lock, deaf to its context), gets no WATCHDOG=1 and the
+// reason is logged; pings resume once it answers again, and the shutdown is fed without asking.
+func TestRunNotified_Alive(t *testing.T) {
+	sock := listenNotify(t)
+	n, err := newNotifier(env(map[string]string{"NOTIFY_SOCKET": sock.path, "WATCHDOG_USEC": "200000"}), os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		fail  error
+		stuck chan struct{} // while not nil, alive blocks until it is closed, whatever its context
+		asked int
+	)
+	alive := func(ctx context.Context) error {
+		mu.Lock()
+		asked++
+		f, s := fail, stuck
+		mu.Unlock()
+		if s != nil {
+			<-s
+		}
+		return f
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- runNotified(ctx, n, log, alive, func(ctx context.Context) error {
+			<-ctx.Done()
+			<-release
+			return nil
+		})
+	}()
+	if got := sock.next(t, 5*time.Second); got != "READY=1" {
+		t.Fatalf("first message %q, want READY=1", got)
+	}
+	for range 2 {
+		if got := sock.next(t, 5*time.Second); got != "WATCHDOG=1" {
+			t.Fatalf("got %q, want WATCHDOG=1 while the agent answers", got)
+		}
+	}
+	waitLog := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(logs.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line with %q within 5s; logs:\n%s", want, logs.String())
+			}
+			<-time.After(10 * time.Millisecond) // the polling interval of a wait with a deadline
+		}
+	}
+
+	mu.Lock()
+	fail = errors.New("the buffer's writer is stuck")
+	mu.Unlock()
+	waitLog("the buffer's writer is stuck")
+	sock.queued(t) // pings of answers given before the failure
+	sock.quiet(t, 600*time.Millisecond, "the agent answers with an error")
+
+	ch := make(chan struct{})
+	mu.Lock()
+	fail, stuck = nil, ch
+	mu.Unlock()
+	waitLog("has not answered within half the watchdog interval")
+	sock.queued(t)
+	mu.Lock()
+	before := asked
+	mu.Unlock()
+	sock.quiet(t, 600*time.Millisecond, "the agent does not answer")
+	mu.Lock()
+	if asked != before {
+		t.Errorf("asked %d more times while the first question was open, want no new question", asked-before)
+	}
+	stuck = nil
+	mu.Unlock()
+	close(ch)
+	if got := sock.next(t, 5*time.Second); got != "WATCHDOG=1" {
+		t.Fatalf("got %q, want WATCHDOG=1 once the agent answers again", got)
+	}
+
+	mu.Lock()
+	stuck = make(chan struct{}) // never closed: the stopping agent is not asked
+	mu.Unlock()
+	cancel()
+	for got := sock.next(t, 5*time.Second); got != "STOPPING=1"; got = sock.next(t, 5*time.Second) {
+		if got != "WATCHDOG=1" {
+			t.Fatalf("got %q, want STOPPING=1", got)
+		}
+	}
+	for range 2 {
+		if got := sock.next(t, 5*time.Second); got != "WATCHDOG=1" {
+			t.Fatalf("got %q, want WATCHDOG=1 while the agent stops", got)
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRunNotified_NoWatchdog: without WATCHDOG_USEC, or with one meant for another process,
 // only READY=1 and STOPPING=1 are sent.
 func TestRunNotified_NoWatchdog(t *testing.T) {
@@ -122,7 +258,7 @@ func TestRunNotified_NoWatchdog(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			err = runNotified(ctx, n, slog.New(slog.DiscardHandler), func(ctx context.Context) error {
+			err = runNotified(ctx, n, slog.New(slog.DiscardHandler), nil, func(ctx context.Context) error {
 				if got := sock.next(t, 5*time.Second); got != "READY=1" {
 					t.Errorf("got %q, want READY=1", got)
 				}
@@ -146,7 +282,7 @@ func TestNewNotifier_Outside(t *testing.T) {
 		t.Fatalf("got %v, %v; want no notifier", n, err)
 	}
 	ran := false
-	if err := runNotified(context.Background(), n, nil, func(context.Context) error { ran = true; return nil }); err != nil || !ran {
+	if err := runNotified(context.Background(), n, nil, nil, func(context.Context) error { ran = true; return nil }); err != nil || !ran {
 		t.Fatalf("run ran %v, err %v", ran, err)
 	}
 }
