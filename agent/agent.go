@@ -230,8 +230,28 @@ func Check(cfg *config.File) []config.Problem {
 	if _, ps := newKPI(cfg, devs, nil); len(ps) > 0 {
 		problems = append(problems, ps...)
 	}
+	problems = append(problems, sparkplugTypes(cfg)...)
 	// The publisher's options (brokers, topic template, levels) are config's own checks: asking
 	// the publisher again would report each problem twice.
+	return problems
+}
+
+// sparkplugTypes refuses OPC UA tags without a type in Sparkplug mode: a birth certificate
+// declares each metric's datatype before the first value is read, and a node's own type
+// (auto) is known only then. A guess would turn every value of another kind into a bad one.
+func sparkplugTypes(cfg *config.File) []config.Problem {
+	if cfg.MQTT.Format != "sparkplug" {
+		return nil
+	}
+	var problems []config.Problem
+	for i, d := range cfg.Devices {
+		for j, t := range d.Tags {
+			if t.Type == string(drivers.TypeAuto) {
+				problems = append(problems, cfg.Problemf(fmt.Sprintf("devices[%d].tags[%d].type", i, j),
+					"tag %q of device %q needs a type with format: sparkplug (a birth declares each metric's datatype before the first read); `floorlink opcua browse --yaml` prints each node's type", t.Name, d.Name))
+			}
+		}
+	}
 	return problems
 }
 

@@ -209,3 +209,45 @@ http: {listen: ""}
 		t.Fatalf("Alive of an agent that does not run: %v, want the main loop named", err)
 	}
 }
+
+// TestLoadConfig_SparkplugNeedsTypes: with format: sparkplug, an OPC UA tag without a type (or
+// with type auto) is refused at its place in the file; a typed one is not, and in JSON mode
+// auto stays allowed.
+func TestLoadConfig_SparkplugNeedsTypes(t *testing.T) {
+	write := func(format string) string {
+		path := filepath.Join(t.TempDir(), "gw.yaml")
+		os.WriteFile(path, []byte(`gateway: {id: gw-t, site: s, area: a, line: l, data_dir: data}
+mqtt: {brokers: ["tcp://127.0.0.1:1"], format: `+format+`, group_id: plant}
+devices:
+  - name: m1
+    protocol: opcua
+    address: opc.tcp://127.0.0.1:4840
+    tags:
+      - {name: temperature, address: "ns=2;s=Line1.M1.Temperature", type: float32}
+      - {name: state, address: "ns=2;s=Line1.M1.State"}
+      - {name: recipe, address: "ns=2;s=Line1.M1.Recipe", type: auto}
+`), 0o644)
+		return path
+	}
+	path := write("sparkplug")
+	_, err := LoadConfig(path, config.Options{})
+	if err == nil {
+		t.Fatal("sparkplug with untyped OPC UA tags accepted")
+	}
+	got := err.Error()
+	for _, want := range []string{
+		path + `:9:9: devices[0].tags[1].type: tag "state" of device "m1" needs a type with format: sparkplug`,
+		path + `:10:65: devices[0].tags[2].type: tag "recipe" of device "m1" needs a type`,
+		"floorlink opcua browse --yaml",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("error lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "temperature") {
+		t.Errorf("the typed tag is refused too:\n%s", got)
+	}
+	if _, err := LoadConfig(write("json"), config.Options{}); err != nil {
+		t.Errorf("json with auto tags: %v", err)
+	}
+}
