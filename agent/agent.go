@@ -65,6 +65,10 @@ type Agent struct {
 	devMu   sync.RWMutex // guards devices and conns, which a reload replaces
 	reloads chan reloadRequest
 	probes  chan struct{} // Alive's questions to Run's loop
+	alive   struct {
+		mu   sync.Mutex
+		open *question
+	}
 }
 
 // Option changes how New builds the agent.
@@ -652,19 +656,51 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // Alive returns nil when the agent's own loops answer before ctx ends: Run's loop (which stops
 // the agent and applies reloads) and the buffer's writer (which commits what the drivers read,
-// and which Alive waits for when records are pending). It is what feeds systemd's watchdog, so
-// that an agent stuck in a deadlock is restarted, while an agent that cannot reach a PLC or a
-// broker is not: restarting fixes neither. Call it while Run runs and has not begun to stop.
+// and which Alive waits for when records are pending). It feeds systemd's watchdog and /healthz,
+// so that an agent stuck in a deadlock or on a disk that stopped answering is restarted, while
+// an agent that cannot reach a PLC or a broker is not: restarting fixes neither. Alive is meant
+// for a running agent that has not begun to stop.
+//
+// One question is open at a time, whoever asks: a part stuck on a lock heeds no context, so
+// asking it again would only pile up goroutines. A caller whose ctx ends first learns which part
+// has not answered, and for how long.
 func (a *Agent) Alive(ctx context.Context) error {
+	a.alive.mu.Lock()
+	q := a.alive.open
+	if q == nil {
+		q = &question{asked: time.Now(), done: make(chan struct{})}
+		q.part.Store("the main loop")
+		a.alive.open = q
+		go a.ask(q)
+	}
+	a.alive.mu.Unlock()
 	select {
-	case a.probes <- struct{}{}:
+	case <-q.done:
+		return q.err
 	case <-ctx.Done():
-		return fmt.Errorf("the agent's main loop does not answer: %w", ctx.Err())
+		return fmt.Errorf("%s of the agent has not answered for %v: %w",
+			q.part.Load(), time.Since(q.asked).Round(time.Millisecond), ctx.Err())
 	}
-	if err := a.buf.Flush(ctx); err != nil {
-		return fmt.Errorf("the buffer's writer has not committed the pending records (stored up to seq %d): %w", a.buf.Head(), err)
+}
+
+// question is one open question of Alive's.
+type question struct {
+	asked time.Time
+	part  atomic.Value // string: the part asked now
+	err   error        // set before done is closed
+	done  chan struct{}
+}
+
+func (a *Agent) ask(q *question) {
+	a.probes <- struct{}{}
+	q.part.Store("the buffer's writer")
+	if err := a.buf.Flush(context.Background()); err != nil {
+		q.err = fmt.Errorf("the buffer's writer cannot commit the pending records (stored up to seq %d): %w", a.buf.Head(), err)
 	}
-	return nil
+	a.alive.mu.Lock()
+	a.alive.open = nil
+	a.alive.mu.Unlock()
+	close(q.done)
 }
 
 // deliverStored lets a connected publisher send what is stored, including the drivers' last

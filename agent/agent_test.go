@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,15 @@ func TestAgent_Alive(t *testing.T) {
 			t.Fatalf("question %d: %v", i, err)
 		}
 	}
+	resp, err := http.Get("http://" + a.HTTPAddr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
+		t.Errorf("/healthz: %d %q, want 200 ok", resp.StatusCode, body)
+	}
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gw.yaml")
@@ -205,8 +215,21 @@ http: {listen: ""}
 	defer idle.buf.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := idle.Alive(ctx); err == nil || !strings.Contains(err.Error(), "main loop does not answer") {
+	if err := idle.Alive(ctx); err == nil || !strings.Contains(err.Error(), "the main loop of the agent has not answered for") {
 		t.Fatalf("Alive of an agent that does not run: %v, want the main loop named", err)
+	}
+	// The open question is shared: a second caller waits for the same answer.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	err = idle.Alive(ctx2)
+	var waited time.Duration
+	if err != nil {
+		if m := regexp.MustCompile(`has not answered for (\S+):`).FindStringSubmatch(err.Error()); m != nil {
+			waited, _ = time.ParseDuration(m[1])
+		}
+	}
+	if waited < 200*time.Millisecond {
+		t.Fatalf("Alive asked again: %v, want the first question's age (200ms or more)", err)
 	}
 }
 
