@@ -109,10 +109,44 @@ assets:
 			t.Errorf("%s = %v, want %v ± %v", c.field, got, c.want, tol)
 		}
 	}
-	if produced := shift.float(t, "produced"); produced < 8064-8 || produced > 8064 {
-		t.Errorf("produced %v, want 8064 (less the last parts of the shift read after 14:00, at most 8)", produced)
+	// A part counts in the window of the read that sees it: the parts made after the agent's last
+	// read before 14:00 belong to the next window. At 600x a poll late by 50 ms of the wall is
+	// 30 s of the shift (12 parts), so the count is checked against the agent's own reads, from
+	// its telemetry (all delivered: the agent has stopped), and only loosely against 8064.
+	seoul, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Date(2026, 3, 2, 14, 0, 0, 0, seoul)
+	var first, last *msg
+	recs := records(t, sub.Messages())
+	for i := range recs {
+		r := &recs[i]
+		if _, ok := r.uint(t, "parts_total"); !ok || r.Source != "m1" {
+			continue
+		}
+		if first == nil || r.TS.Before(first.TS) {
+			first = r
+		}
+		if r.TS.Before(end) && (last == nil || r.TS.After(last.TS)) {
+			last = r
+		}
+	}
+	if first == nil || last == nil {
+		t.Fatal("no telemetry with parts_total before 14:00")
+	}
+	p0, _ := first.uint(t, "parts_total")
+	p1, _ := last.uint(t, "parts_total")
+	produced := shift.float(t, "produced")
+	if produced != float64(p1-p0) {
+		t.Errorf("produced %v, but parts_total moved by %d between the agent's first read (%v) and its last before 14:00 (%v)",
+			produced, p1-p0, first.TS.In(seoul).Format(time.TimeOnly), last.TS.In(seoul).Format(time.TimeOnly))
+	}
+	if produced < 8064-100 || produced > 8064 { // 100 parts: about the ±0.01 of performance
+		t.Errorf("produced %v, want 8064 less the parts made after the last read before 14:00 (its read at %v)",
+			produced, last.TS.In(seoul).Format(time.TimeOnly))
 	}
 	t.Logf("A %.4f P %.4f Q %.4f OEE %.4f; produced %v, down %v s, unknown %v s, coverage %.4f",
 		shift.float(t, "availability"), shift.float(t, "performance"), shift.float(t, "quality"), shift.float(t, "oee"),
-		shift.float(t, "produced"), shift.float(t, "down_s"), shift.float(t, "unknown_s"), shift.float(t, "coverage"))
+		produced, shift.float(t, "down_s"), shift.float(t, "unknown_s"), shift.float(t, "coverage"))
 }
