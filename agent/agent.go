@@ -64,12 +64,22 @@ type Agent struct {
 
 	devMu   sync.RWMutex // guards devices and conns, which a reload replaces
 	reloads chan reloadRequest
-	probes  chan struct{} // Alive's questions to Run's loop
-	alive   struct {
-		mu   sync.Mutex
-		open *question
-	}
+	// loopBeat is when Run's loop last came round (UnixNano; 0 when Run is not in it); Alive
+	// compares it with loopStall, and the writer's commit in progress with commitStall.
+	loopBeat    atomic.Int64
+	loopStall   time.Duration
+	commitStall time.Duration
 }
+
+// What Alive allows. systemd's watchdog (WatchdogSec=30s in the shipped unit) asks every 15 s
+// and kills after 30 s without an answer: a loop stalled for loopStall misses one question, a
+// commit hung for commitStall one or two. A reload holds Run's loop while it swaps connections
+// (well under loopStall); a commit on a slow SD card takes a second or two, far from commitStall.
+const (
+	loopBeat    = time.Second
+	loopStall   = 10 * time.Second
+	commitStall = 20 * time.Second
+)
 
 // Option changes how New builds the agent.
 type Option func(*Agent)
@@ -267,7 +277,8 @@ func New(cfg *config.File, log *slog.Logger, options ...Option) (*Agent, error) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("gateway", cfg.Gateway.ID)
-	a := &Agent{cfg: cfg, log: log, now: time.Now, reloads: make(chan reloadRequest), probes: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log, now: time.Now, reloads: make(chan reloadRequest),
+		loopStall: loopStall, commitStall: commitStall}
 	for _, o := range options {
 		o(a)
 	}
@@ -572,6 +583,7 @@ func (a *Agent) sessionBegun(n uint64) error {
 // Run closes the buffer; an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
+	a.loopBeat.Store(a.started.UnixNano()) // the loop is reached without blocking
 	defer a.buf.Close()
 	if path, cause := a.buf.MovedAside(); path != "" {
 		a.gatewayEvent("buffer_moved_aside", fmt.Errorf("unreadable buffer file moved to %s: %w", path, cause))
@@ -616,15 +628,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopHTTP := a.serveHTTP(ctx, a.ready(ctx))
 	a.log.Info("agent running", "devices", len(a.devices), "epoch", a.buf.Epoch())
 
+	beat := time.NewTicker(loopBeat)
+	defer beat.Stop()
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
 			running = false
 		case req := <-a.reloads:
 			req.done <- a.apply(ctx, req.cfg)
-		case <-a.probes:
+		case <-beat.C:
+			a.loopBeat.Store(time.Now().UnixNano())
 		}
 	}
+	a.loopBeat.Store(0)
 	start := time.Now()
 	for _, c := range a.connections() {
 		<-c.done
@@ -654,53 +670,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	return errors.Join(bufErr, pubErr)
 }
 
-// Alive returns nil when the agent's own loops answer before ctx ends: Run's loop (which stops
-// the agent and applies reloads) and the buffer's writer (which commits what the drivers read,
-// and which Alive waits for when records are pending). It feeds systemd's watchdog and /healthz,
-// so that an agent stuck in a deadlock or on a disk that stopped answering is restarted, while
-// an agent that cannot reach a PLC or a broker is not: restarting fixes neither. Alive is meant
-// for a running agent that has not begun to stop.
+// Alive returns nil while the agent's own loops come round: Run's loop (which stops the agent
+// and applies reloads) within loopStall, and the buffer's writer, running and not stuck in one
+// commit for longer than commitStall. It feeds systemd's watchdog and /healthz, so that an agent
+// in a deadlock or on a disk that stopped answering is restarted, while one that cannot reach a
+// PLC or a broker, or whose disk is full, is not: restarting fixes none of these, and /readyz
+// and the logs tell. A commit that waits for a backup (floorlink buffer backup of a busy file)
+// is the backup's doing, not a hang. Alive neither blocks nor starts anything.
 //
-// One question is open at a time, whoever asks: a part stuck on a lock heeds no context, so
-// asking it again would only pile up goroutines. A caller whose ctx ends first learns which part
-// has not answered, and for how long.
-func (a *Agent) Alive(ctx context.Context) error {
-	a.alive.mu.Lock()
-	q := a.alive.open
-	if q == nil {
-		q = &question{asked: time.Now(), done: make(chan struct{})}
-		q.part.Store("the main loop")
-		a.alive.open = q
-		go a.ask(q)
+// Not covered: a deadlock that stops the drivers' sinks or the publisher while Run's loop and
+// the writer stay free (the writer then has nothing to commit, and is idle, not stuck).
+func (a *Agent) Alive() error {
+	beat := a.loopBeat.Load()
+	if beat == 0 {
+		return errors.New("the agent is not running")
 	}
-	a.alive.mu.Unlock()
-	select {
-	case <-q.done:
-		return q.err
-	case <-ctx.Done():
-		return fmt.Errorf("%s of the agent has not answered for %v: %w",
-			q.part.Load(), time.Since(q.asked).Round(time.Millisecond), ctx.Err())
+	now := time.Now()
+	if d := now.Sub(time.Unix(0, beat)); d > a.loopStall {
+		return fmt.Errorf("the agent's main loop has not come round for %v", d.Round(time.Millisecond))
 	}
-}
-
-// question is one open question of Alive's.
-type question struct {
-	asked time.Time
-	part  atomic.Value // string: the part asked now
-	err   error        // set before done is closed
-	done  chan struct{}
-}
-
-func (a *Agent) ask(q *question) {
-	a.probes <- struct{}{}
-	q.part.Store("the buffer's writer")
-	if err := a.buf.Flush(context.Background()); err != nil {
-		q.err = fmt.Errorf("the buffer's writer cannot commit the pending records (stored up to seq %d): %w", a.buf.Head(), err)
+	w := a.buf.Writer()
+	if !w.Running {
+		return errors.New("the buffer's writer has stopped")
 	}
-	a.alive.mu.Lock()
-	a.alive.open = nil
-	a.alive.mu.Unlock()
-	close(q.done)
+	if d := now.Sub(w.CommitSince); !w.CommitSince.IsZero() && d > a.commitStall && w.Backups == 0 {
+		return fmt.Errorf("the buffer's writer has been in one commit for %v (stored up to seq %d)", d.Round(time.Millisecond), a.buf.Head())
+	}
+	return nil
 }
 
 // deliverStored lets a connected publisher send what is stored, including the drivers' last

@@ -282,6 +282,10 @@ type Buffer struct {
 	// Read transactions started and ended (ReadAfter, State, WriteTo): the writer learns from
 	// them whether one was open when it began (see beginWrite).
 	readsStarted, readsEnded atomic.Uint64
+	// commitStart is when the writer's commit attempt in progress began (UnixNano), 0 between
+	// attempts; backups counts WriteTo calls in progress. Writer reports both.
+	commitStart atomic.Int64
+	backups     atomic.Int32
 
 	wake    chan struct{} // capacity 1: Append tells the writer there is work
 	closing chan struct{} // closed by Close
@@ -353,6 +357,32 @@ func (b *Buffer) Cursor() uint64 { return b.cursor.Load() }
 // MovedAside reports whether Open found an unreadable file and moved it aside: path is where the
 // old file now is and cause (a *CorruptError) says what was wrong. path is "" when Open did not.
 func (b *Buffer) MovedAside() (path string, cause error) { return b.movedTo, b.moveCause }
+
+// WriterState is what a liveness check needs of the writer: whether Run runs, and whether it
+// is stuck in one commit rather than slow or refused (failed and postponed commits are short
+// attempts, retried).
+type WriterState struct {
+	// Running is true from Run's start until it returns.
+	Running bool
+	// CommitSince is when the commit attempt in progress began; zero between attempts.
+	CommitSince time.Time
+	// Backups is the number of WriteTo calls in progress. A backup holds a read transaction
+	// open for as long as its writer takes, and a commit that must grow the file waits for it:
+	// a long commit then is the backup's doing.
+	Backups int
+}
+
+// Writer returns the writer's state. It takes no lock but mu, briefly.
+func (b *Buffer) Writer() WriterState {
+	b.mu.Lock()
+	w := WriterState{Running: b.run == runRunning}
+	b.mu.Unlock()
+	if ns := b.commitStart.Load(); ns != 0 {
+		w.CommitSince = time.Unix(0, ns)
+	}
+	w.Backups = int(b.backups.Load())
+	return w
+}
 
 // Stats returns a snapshot of the counters. It takes no transaction: one mutex and one stat of
 // the file.

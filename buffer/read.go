@@ -189,6 +189,8 @@ func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
 	if b.isClosed() {
 		return 0, ErrClosed
 	}
+	b.backups.Add(1)
+	defer b.backups.Add(-1)
 	tx, err := b.beginRead()
 	if err != nil {
 		return 0, fmt.Errorf("back up buffer file %s: %w", b.path, dbErr(err))

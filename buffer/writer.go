@@ -227,7 +227,9 @@ func (b *Buffer) tickPeriod() time.Duration {
 // jump need, if anything), then the test hook and the callbacks. It returns how many payloads
 // it committed.
 func (b *Buffer) write(n int) (int, error) {
+	b.commitStart.Store(time.Now().UnixNano())
 	done, rep, err := b.commit(n)
+	b.commitStart.Store(0)
 	if err == nil && rep.committed && b.afterCommit != nil {
 		b.afterCommit()
 	}

@@ -61,12 +61,12 @@ func (n *notifier) send(state string) error {
 }
 
 // runNotified runs run(ctx) and tells systemd about it: READY=1 as run starts (the agent's config
-// is loaded and its buffer open by then), WATCHDOG=1 every half of the watchdog interval once
-// alive has answered nil within that half, and STOPPING=1 as soon as ctx ends, so that systemd
-// knows the shutdown (which delivers what is in flight) is under way. While the agent stops, the
-// watchdog is fed without asking alive: the shutdown has its own limit (TimeoutStopSec). A failed
-// notification is logged, never fatal: the agent's job does not depend on systemd.
-func runNotified(ctx context.Context, n *notifier, log *slog.Logger, alive func(context.Context) error, run func(context.Context) error) error {
+// is loaded and its buffer open by then), WATCHDOG=1 every half of the watchdog interval while
+// alive answers nil, and STOPPING=1 as soon as ctx ends, so that systemd knows the shutdown
+// (which delivers what is in flight) is under way. While the agent stops, the watchdog is fed
+// without asking alive: the shutdown has its own limit (TimeoutStopSec). alive must not block.
+// A failed notification is logged, never fatal: the agent's job does not depend on systemd.
+func runNotified(ctx context.Context, n *notifier, log *slog.Logger, alive func() error, run func(context.Context) error) error {
 	if n == nil {
 		return run(ctx)
 	}
@@ -87,10 +87,6 @@ func runNotified(ctx context.Context, n *notifier, log *slog.Logger, alive func(
 			defer t.Stop()
 			tick = t.C
 		}
-		// answer is the open question to alive, nil when none is. An agent stuck on a lock
-		// heeds no context, so a question left unanswered is not asked again, and the ticks
-		// that pass meanwhile feed nothing: systemd restarts the agent at WatchdogSec.
-		var answer chan error
 		stopping := ctx.Done()
 		for {
 			select {
@@ -103,27 +99,13 @@ func runNotified(ctx context.Context, n *notifier, log *slog.Logger, alive func(
 				notify("STOPPING=1")
 				stopping = nil // sent once; keep feeding the watchdog while the agent drains
 			case <-tick:
-				switch {
-				case alive == nil || ctx.Err() != nil:
-					notify("WATCHDOG=1")
-				case answer == nil:
-					answer = make(chan error, 1)
-					go func(answer chan<- error) {
-						ask, cancel := context.WithTimeout(ctx, n.watchdog/2)
-						defer cancel()
-						answer <- alive(ask)
-					}(answer)
-				default:
-					log.Error("not feeding the systemd watchdog: the agent has not answered within half the watchdog interval; systemd restarts it at WatchdogSec unless it does")
+				if alive != nil && ctx.Err() == nil {
+					if err := alive(); err != nil {
+						log.Error("not feeding the systemd watchdog: the agent is stuck; systemd restarts it at WatchdogSec unless it recovers", "err", err)
+						continue
+					}
 				}
-			case err := <-answer:
-				answer = nil
-				switch {
-				case err == nil || ctx.Err() != nil:
-					notify("WATCHDOG=1")
-				default:
-					log.Error("not feeding the systemd watchdog: the agent does not answer; systemd restarts it at WatchdogSec unless it does", "err", err)
-				}
+				notify("WATCHDOG=1")
 			}
 		}
 	}()

@@ -109,20 +109,19 @@ func TestRunNotified_ReadyWatchdogStopping(t *testing.T) {
 	}
 }
 
-// queued returns the messages already sent, without waiting for more.
-func (s *notifySocket) queued(t *testing.T) []string {
+// drain reads what was sent up to now. A datagram socket delivers at send, so what was sent
+// before the call is queued; a short positive deadline reads it (a deadline of now would not
+// read at all).
+func (s *notifySocket) drain(t *testing.T) {
 	t.Helper()
-	var got []string
 	buf := make([]byte, 4096)
 	for {
-		if err := s.conn.SetReadDeadline(time.Now()); err != nil {
+		if err := s.conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
-		n, err := s.conn.Read(buf)
-		if err != nil {
-			return got
+		if _, err := s.conn.Read(buf); err != nil {
+			return
 		}
-		got = append(got, string(buf[:n]))
 	}
 }
 
@@ -138,9 +137,9 @@ func (s *notifySocket) quiet(t *testing.T, d time.Duration, why string) {
 	}
 }
 
-// TestRunNotified_Alive: the watchdog is fed only while the agent answers. An agent that answers
-// with an error, or not at all (stuck on a lock, deaf to its context), gets no WATCHDOG=1 and the
-// reason is logged; pings resume once it answers again, and the shutdown is fed without asking.
+// TestRunNotified_Alive: the watchdog is fed only while the agent says it is alive. An agent
+// that is stuck gets no WATCHDOG=1 and the reason is logged; pings resume once it recovers, and
+// the shutdown is fed without asking.
 func TestRunNotified_Alive(t *testing.T) {
 	sock := listenNotify(t)
 	n, err := newNotifier(env(map[string]string{"NOTIFY_SOCKET": sock.path, "WATCHDOG_USEC": "200000"}), os.Getpid())
@@ -149,19 +148,19 @@ func TestRunNotified_Alive(t *testing.T) {
 	}
 	var (
 		mu    sync.Mutex
-		fail  error
-		stuck chan struct{} // while not nil, alive blocks until it is closed, whatever its context
+		stuck error
 		asked int
 	)
-	alive := func(ctx context.Context) error {
+	alive := func() error {
 		mu.Lock()
+		defer mu.Unlock()
 		asked++
-		f, s := fail, stuck
-		mu.Unlock()
-		if s != nil {
-			<-s
-		}
-		return f
+		return stuck
+	}
+	setStuck := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		stuck = err
 	}
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -181,62 +180,47 @@ func TestRunNotified_Alive(t *testing.T) {
 	}
 	for range 2 {
 		if got := sock.next(t, 5*time.Second); got != "WATCHDOG=1" {
-			t.Fatalf("got %q, want WATCHDOG=1 while the agent answers", got)
-		}
-	}
-	waitLog := func(want string) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !strings.Contains(logs.String(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no log line with %q within 5s; logs:\n%s", want, logs.String())
-			}
-			<-time.After(10 * time.Millisecond) // the polling interval of a wait with a deadline
+			t.Fatalf("got %q, want WATCHDOG=1 while the agent is alive", got)
 		}
 	}
 
-	mu.Lock()
-	fail = errors.New("the buffer's writer is stuck")
-	mu.Unlock()
-	waitLog("the buffer's writer is stuck")
-	sock.queued(t) // pings of answers given before the failure
-	sock.quiet(t, 600*time.Millisecond, "the agent answers with an error")
-
-	ch := make(chan struct{})
-	mu.Lock()
-	fail, stuck = nil, ch
-	mu.Unlock()
-	waitLog("has not answered within half the watchdog interval")
-	sock.queued(t)
-	mu.Lock()
-	before := asked
-	mu.Unlock()
-	sock.quiet(t, 600*time.Millisecond, "the agent does not answer")
-	mu.Lock()
-	if asked != before {
-		t.Errorf("asked %d more times while the first question was open, want no new question", asked-before)
+	setStuck(errors.New("the buffer's writer has been in one commit for 31s"))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "the buffer's writer has been in one commit for 31s") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line naming the stuck part within 5s; logs:\n%s", logs.String())
+		}
+		<-time.After(10 * time.Millisecond) // the polling interval of a wait with a deadline
 	}
-	stuck = nil
-	mu.Unlock()
-	close(ch)
+	// Pings sent before the agent got stuck are queued; none may come after.
+	sock.drain(t)
+	sock.quiet(t, 600*time.Millisecond, "the agent is stuck")
+
+	setStuck(nil)
 	if got := sock.next(t, 5*time.Second); got != "WATCHDOG=1" {
-		t.Fatalf("got %q, want WATCHDOG=1 once the agent answers again", got)
+		t.Fatalf("got %q, want WATCHDOG=1 once the agent recovers", got)
 	}
 
-	mu.Lock()
-	stuck = make(chan struct{}) // never closed: the stopping agent is not asked
-	mu.Unlock()
+	setStuck(errors.New("stuck while stopping"))
 	cancel()
 	for got := sock.next(t, 5*time.Second); got != "STOPPING=1"; got = sock.next(t, 5*time.Second) {
 		if got != "WATCHDOG=1" {
 			t.Fatalf("got %q, want STOPPING=1", got)
 		}
 	}
+	mu.Lock()
+	before := asked
+	mu.Unlock()
 	for range 2 {
 		if got := sock.next(t, 5*time.Second); got != "WATCHDOG=1" {
 			t.Fatalf("got %q, want WATCHDOG=1 while the agent stops", got)
 		}
 	}
+	mu.Lock()
+	if asked != before {
+		t.Errorf("alive asked %d times during the shutdown, want none", asked-before)
+	}
+	mu.Unlock()
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
