@@ -252,15 +252,17 @@ func Check(cfg *config.File) []config.Problem {
 
 // sparkplugTypes refuses OPC UA tags without a type in Sparkplug mode: a birth certificate
 // declares each metric's datatype before the first value is read, and a node's own type
-// (auto) is known only then. A guess would turn every value of another kind into a bad one.
+// (auto) is known only then. A guess would turn every value of another kind into a bad one. A
+// tag with an enum or a scale has its type from those (converted).
 func sparkplugTypes(cfg *config.File) []config.Problem {
 	if cfg.MQTT.Format != "sparkplug" {
 		return nil
 	}
 	var problems []config.Problem
 	for i, d := range cfg.Devices {
+		dev := deviceFromConfig(d)
 		for j, t := range d.Tags {
-			if t.Type == string(drivers.TypeAuto) {
+			if _, ok := converted(&dev.Tags[j]); !ok && t.Type == string(drivers.TypeAuto) {
 				problems = append(problems, cfg.Problemf(fmt.Sprintf("devices[%d].tags[%d].type", i, j),
 					"tag %q of device %q needs a type with format: sparkplug (a birth declares each metric's datatype before the first read); `floorlink opcua browse --yaml` prints each node's type", t.Name, d.Name))
 			}

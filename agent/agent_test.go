@@ -291,8 +291,8 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // TestLoadConfig_SparkplugNeedsTypes: with format: sparkplug, an OPC UA tag without a type (or
-// with type auto) is refused at its place in the file; a typed one is not, and in JSON mode
-// auto stays allowed.
+// with type auto) is refused at its place in the file; a typed one is not, nor one whose enum
+// or scale gives its type, and in JSON mode auto stays allowed.
 func TestLoadConfig_SparkplugNeedsTypes(t *testing.T) {
 	write := func(format string) string {
 		path := filepath.Join(t.TempDir(), "gw.yaml")
@@ -306,6 +306,8 @@ devices:
       - {name: temperature, address: "ns=2;s=Line1.M1.Temperature", type: float32}
       - {name: state, address: "ns=2;s=Line1.M1.State"}
       - {name: recipe, address: "ns=2;s=Line1.M1.Recipe", type: auto}
+      - {name: mode, address: "ns=2;s=Line1.M1.Mode", enum: {1: auto, 2: manual}}
+      - {name: pressure, address: "ns=2;s=Line1.M1.Pressure", scale: 0.1}
 `), 0o644)
 		return path
 	}
@@ -324,8 +326,10 @@ devices:
 			t.Errorf("error lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "temperature") {
-		t.Errorf("the typed tag is refused too:\n%s", got)
+	for _, ok := range []string{"temperature", "mode", "pressure"} {
+		if strings.Contains(got, `"`+ok+`"`) {
+			t.Errorf("tag %s (typed, or typed by its enum or scale) is refused too:\n%s", ok, got)
+		}
 	}
 	if _, err := LoadConfig(write("json"), config.Options{}); err != nil {
 		t.Errorf("json with auto tags: %v", err)

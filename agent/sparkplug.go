@@ -78,13 +78,22 @@ func kpiMetrics() []publish.Metric {
 	return m
 }
 
-// sparkplugType is the datatype of the values the pipeline publishes for a tag.
-func sparkplugType(t *drivers.Tag) publish.DataType {
+// converted returns the datatype of a tag whose values the pipeline converts (an enum's names,
+// a scaled number), whatever the device's own type; ok is false for a tag published as read.
+func converted(t *drivers.Tag) (typ publish.DataType, ok bool) {
 	switch {
 	case t.Enum != nil:
-		return publish.TypeString
-	case (t.Scale != 0 && t.Scale != 1) || t.Offset != 0:
-		return publish.TypeDouble
+		return publish.TypeString, true
+	case scaled(t):
+		return publish.TypeDouble, true
+	}
+	return 0, false
+}
+
+// sparkplugType is the datatype of the values the pipeline publishes for a tag.
+func sparkplugType(t *drivers.Tag) publish.DataType {
+	if typ, ok := converted(t); ok {
+		return typ
 	}
 	switch t.Type {
 	case drivers.TypeBool:
@@ -113,8 +122,8 @@ func sparkplugType(t *drivers.Tag) publish.DataType {
 		// OPC UA DateTime arrives as RFC 3339 text and ByteString as base64 (drivers/opcua).
 		return publish.TypeString
 	}
-	// TypeAuto (an OPC UA node's own type) is unknown until the first value; most are numbers,
-	// and a value of another kind is published with quality bad: give Sparkplug devices types.
+	// TypeAuto (an OPC UA node's own type): config refuses it in Sparkplug mode (sparkplugTypes),
+	// and a reload checks the same, so this is only a safe default.
 	return publish.TypeDouble
 }
 
