@@ -403,6 +403,9 @@ func certInfo(path string, der []byte) (CertInfo, error) {
 	return info, nil
 }
 
+// utf8BOM starts files some Windows editors save.
+const utf8BOM = "\xef\xbb\xbf"
+
 // loadUserCert reads the X.509 user identity of auth certificate: the certificate, DER or PEM
 // (its first CERTIFICATE block), and its RSA key, PEM, PKCS#1 ("RSA PRIVATE KEY") or PKCS#8
 // ("PRIVATE KEY"), as the docs promise. tls.LoadX509KeyPair, used before, took PEM only, so a
@@ -411,10 +414,13 @@ func certInfo(path string, der []byte) (CertInfo, error) {
 func loadUserCert(certFile, keyFile string) (*x509.Certificate, *rsa.PrivateKey, error) {
 	b, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("read user certificate: %w", err)
 	}
+	// PEM wherever a block is: openssl's pkcs12 export puts "Bag Attributes" lines before it,
+	// and Windows editors a byte order mark at the start. DER otherwise.
+	b = bytes.TrimPrefix(b, []byte(utf8BOM))
 	der := b
-	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
+	if block, _ := pem.Decode(b); block != nil {
 		der = nil
 		for rest := b; der == nil; {
 			var block *pem.Block
@@ -432,8 +438,9 @@ func loadUserCert(certFile, keyFile string) (*x509.Certificate, *rsa.PrivateKey,
 	}
 	b, err = os.ReadFile(keyFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("read user key: %w", err)
 	}
+	b = bytes.TrimPrefix(b, []byte(utf8BOM))
 	var key *rsa.PrivateKey
 	for rest := b; key == nil; {
 		var block *pem.Block

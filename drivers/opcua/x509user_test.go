@@ -176,6 +176,10 @@ func TestLoadUserCert_Files(t *testing.T) {
 	ecKey := write("ec.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}))
 	encrypted := write("enc.key", pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{1, 2, 3}}))
 	garbage := write("garbage.der", []byte("not a certificate"))
+	certPEM, _ := os.ReadFile(a.PEM)
+	// openssl pkcs12 -nokeys writes attribute lines before the block; some editors a BOM.
+	bagged := write("a-bag.pem", append([]byte("Bag Attributes\n    localKeyID: 01 00 00 00\nsubject=/CN=a\nissuer=/CN=a\n"), certPEM...))
+	bom := write("a-bom.pem", append([]byte("\xef\xbb\xbf"), certPEM...))
 
 	for _, tc := range []struct {
 		name, cert, key string
@@ -183,12 +187,15 @@ func TestLoadUserCert_Files(t *testing.T) {
 	}{
 		{"PEM and PKCS#8", a.PEM, a.Key, ""},
 		{"DER and PKCS#1", a.DER, pkcs1, ""},
+		{"PEM after bag attributes", bagged, a.Key, ""},
+		{"PEM after a byte order mark", bom, a.Key, ""},
 		{"key of another certificate", a.PEM, b.Key, "user key " + b.Key + " does not belong to user certificate " + a.PEM},
 		{"EC key", a.PEM, ecKey, "read user key " + ecKey + ": a *ecdsa.PrivateKey: OPC UA user tokens need an RSA key"},
 		{"encrypted key", a.PEM, encrypted, "read user key " + encrypted + ": want a PEM block RSA PRIVATE KEY or PRIVATE KEY (unencrypted)"},
 		{"PEM without certificate", a.Key, a.Key, "read user certificate " + a.Key + ": no PEM block CERTIFICATE"},
 		{"not a certificate", garbage, a.Key, "read user certificate " + garbage + ": x509: "},
-		{"missing file", filepath.Join(dir, "none.der"), a.Key, "no such file or directory"},
+		{"missing file", filepath.Join(dir, "none.der"), a.Key, "read user certificate: open " + filepath.Join(dir, "none.der") + ": no such file or directory"},
+		{"missing key", a.PEM, filepath.Join(dir, "none.key"), "read user key: open " + filepath.Join(dir, "none.key") + ": no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cert, key, err := loadUserCert(tc.cert, tc.key)
