@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -14,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/goburrow/modbus"
-	"golang.org/x/sys/unix"
+
+	"github.com/floorlink/floorlink/simulators/simtest"
 )
 
 func rtuClient(t *testing.T, path string, unit byte) (modbus.Client, *modbus.RTUClientHandler) {
@@ -97,7 +95,7 @@ func TestPlcsim_TCPAndRTU(t *testing.T) {
 
 // TestPlcsim_RTUDevice serves a serial device by path: a pty made here stands in for it.
 func TestPlcsim_RTUDevice(t *testing.T) {
-	master, slave := ptyPair(t)
+	master, slave := simtest.PTYPair(t)
 	p := startPlcsim(t, "--rtu-device", slave.Name(), "--baud", "9600", "--parity", "even", "--stop-bits", "1")
 	if p.rtuPath != slave.Name() {
 		t.Errorf("printed %q, want the device %q", p.rtuPath, slave.Name())
@@ -121,7 +119,7 @@ func TestPlcsim_RTUDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	answer := make([]byte, 7)
-	readFull(t, master, answer)
+	simtest.ReadFull(t, master, answer)
 	took := time.Since(sent)
 	if answer[0] != 1 || answer[1] != 3 || answer[2] != 2 || binary.BigEndian.Uint16(answer[3:]) != 2000 {
 		t.Errorf("answer % x, want unit 1's ideal cycle time 2000", answer)
@@ -268,39 +266,5 @@ func TestPlcsim_BadRTUFlags(t *testing.T) {
 				t.Errorf("exit code %d, output:\n%s\nwant code %d and %q", code, out, tt.code, tt.want)
 			}
 		})
-	}
-}
-
-// ptyPair opens a pty for a test to stand in for a serial device: the test talks on master (made
-// pollable, so reads take deadlines: creack/pty leaves it blocking), the device is slave, held
-// open until cleanup so that it keeps its settings between opens.
-func ptyPair(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, slave, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	fd, err := unix.Dup(int(m.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	master = os.NewFile(uintptr(fd), m.Name())
-	t.Cleanup(func() {
-		master.Close()
-		slave.Close()
-	})
-	return master, slave
-}
-
-// readFull reads len(b) bytes from f within 5 s.
-func readFull(t *testing.T, f *os.File, b []byte) {
-	t.Helper()
-	f.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(f, b); err != nil {
-		t.Fatalf("read %d bytes: %v", len(b), err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -15,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/goburrow/modbus"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/floorlink/floorlink/simulators/line"
 	simmodbus "github.com/floorlink/floorlink/simulators/modbus"
+	"github.com/floorlink/floorlink/simulators/simtest"
 )
 
 // RTU tests: the server on a pty it serves through simmodbus.OpenPTY, read by goburrow's stock
@@ -551,7 +550,7 @@ func TestRTU_TCPTogether(t *testing.T) {
 // TestRTU_SerialDevice serves a serial device given by path (OpenSerial): a pty made here stands
 // in for /dev/ttyUSB0, and the test is the client on its other side.
 func TestRTU_SerialDevice(t *testing.T) {
-	master, slave := ptyPair(t)
+	master, slave := simtest.PTYPair(t)
 	f := start(t, line.Config{}, simmodbus.Options{})
 	ro := simmodbus.RTUOptions{Baud: 19200, Parity: simmodbus.ParityEven, NoPacing: true}
 	dev, err := simmodbus.OpenSerial(slave.Name(), ro)
@@ -581,7 +580,7 @@ func TestRTU_SerialDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := make([]byte, 7)
-	readFull(t, master, b)
+	simtest.ReadFull(t, master, b)
 	if !crcOK(b) || b[0] != 3 || u16(b[3:], 0) != 1800 {
 		t.Errorf("answer % x, want unit 3's ideal cycle time 1800", b)
 	}
@@ -647,39 +646,5 @@ func TestRTU_BusyUnitDoesNotStallTheBus(t *testing.T) {
 		if b := c.frame(t, 7); b[0] != 2 || u16(b[3:], 0) != 2500 {
 			t.Fatalf("round %d: answer % x, want unit 2's", i, b)
 		}
-	}
-}
-
-// ptyPair opens a pty for a test to stand in for a serial device: the test talks on master (made
-// pollable, so reads take deadlines: creack/pty leaves it blocking), the device is slave, held
-// open until cleanup so that it keeps its settings between opens.
-func ptyPair(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, slave, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	fd, err := unix.Dup(int(m.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	master = os.NewFile(uintptr(fd), m.Name())
-	t.Cleanup(func() {
-		master.Close()
-		slave.Close()
-	})
-	return master, slave
-}
-
-// readFull reads len(b) bytes from f within 5 s.
-func readFull(t *testing.T, f *os.File, b []byte) {
-	t.Helper()
-	f.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(f, b); err != nil {
-		t.Fatalf("read %d bytes: %v", len(b), err)
 	}
 }
