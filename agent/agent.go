@@ -692,7 +692,7 @@ func (a *Agent) Alive() error {
 		return fmt.Errorf("the agent's main loop has not come round for %v", d.Round(time.Millisecond))
 	}
 	w := a.buf.Writer()
-	if !w.Running {
+	if w.Stopped {
 		return errors.New("the buffer's writer has stopped")
 	}
 	if d := now.Sub(w.CommitSince); !w.CommitSince.IsZero() && d > a.commitStall && w.Backups == 0 {

@@ -358,12 +358,13 @@ func (b *Buffer) Cursor() uint64 { return b.cursor.Load() }
 // old file now is and cause (a *CorruptError) says what was wrong. path is "" when Open did not.
 func (b *Buffer) MovedAside() (path string, cause error) { return b.movedTo, b.moveCause }
 
-// WriterState is what a liveness check needs of the writer: whether Run runs, and whether it
+// WriterState is what a liveness check needs of the writer: whether Run has ended, and whether it
 // is stuck in one commit rather than slow or refused (failed and postponed commits are short
 // attempts, retried).
 type WriterState struct {
-	// Running is true from Run's start until it returns.
-	Running bool
+	// Stopped is true once Run has returned or the buffer is closed: nothing commits any more.
+	// Before Run starts it is false.
+	Stopped bool
 	// CommitSince is when the commit attempt in progress began; zero between attempts.
 	CommitSince time.Time
 	// Backups is the number of WriteTo calls in progress. A backup holds a read transaction
@@ -375,7 +376,7 @@ type WriterState struct {
 // Writer returns the writer's state. It takes no lock but mu, briefly.
 func (b *Buffer) Writer() WriterState {
 	b.mu.Lock()
-	w := WriterState{Running: b.run == runRunning}
+	w := WriterState{Stopped: b.run == runDone || b.closed}
 	b.mu.Unlock()
 	if ns := b.commitStart.Load(); ns != 0 {
 		w.CommitSince = time.Unix(0, ns)

@@ -18,12 +18,11 @@ func TestWriter_State_Stall(t *testing.T) {
 	for _, backup := range []bool{false, true} {
 		t.Run(fmt.Sprintf("backup=%v", backup), func(t *testing.T) {
 			b := openBuffer(t, "", Options{})
-			if w := b.Writer(); w.Running || !w.CommitSince.IsZero() || w.Backups != 0 {
+			if w := b.Writer(); w.Stopped || !w.CommitSince.IsZero() || w.Backups != 0 {
 				t.Fatalf("before Run: %+v", w)
 			}
 			stop := runBuffer(t, b)
 			defer stop()
-			waitState(t, b, "Run running", func(w WriterState) bool { return w.Running })
 			if err := b.Append([]byte("first")); err != nil {
 				t.Fatal(err)
 			}
@@ -65,8 +64,8 @@ func TestWriter_State_Stall(t *testing.T) {
 				}
 				<-time.After(5 * time.Millisecond) // the polling interval of a wait with a deadline
 			}
-			if want := map[bool]int{false: 0, true: 1}[backup]; stuck.Backups != want || !stuck.Running {
-				t.Errorf("while the commit waits: %+v, want Running and %d backups", stuck, want)
+			if want := map[bool]int{false: 0, true: 1}[backup]; stuck.Backups != want || stuck.Stopped {
+				t.Errorf("while the commit waits: %+v, want not stopped and %d backups", stuck, want)
 			}
 			close(release)
 			if err := <-readDone; backup != (err != nil) {
@@ -78,13 +77,13 @@ func TestWriter_State_Stall(t *testing.T) {
 				t.Fatalf("flush after the read ended: %v", err)
 			}
 			waitState(t, b, "no commit in progress, no backup", func(w WriterState) bool {
-				return w.Running && w.CommitSince.IsZero() && w.Backups == 0
+				return !w.Stopped && w.CommitSince.IsZero() && w.Backups == 0
 			})
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			if w := b.Writer(); w.Running {
-				t.Errorf("after Run returned: %+v", w)
+			if w := b.Writer(); !w.Stopped {
+				t.Errorf("after Run returned: %+v, want stopped", w)
 			}
 		})
 	}
