@@ -13,6 +13,40 @@ import (
 	"github.com/floorlink/floorlink/simulators/line"
 )
 
+// subscribedClient connects a client with a subscription on a tick and waits for its first
+// data change. Under load gopcua v0.8.0's client at times never sends a Publish request for a
+// new subscription (seen: the server queued none from that session in 15 s, while it served
+// every other session): such a client is replaced, up to three times, since these cases test
+// the server's answers, not gopcua's client. The agent's driver meets the same by its
+// heartbeat item, which reconnects.
+func subscribedClient(t *testing.T, url string) (*opcua.Client, *opcua.Subscription) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		cl := connect(t, url)
+		sub, ch := subscribeSub(t, cl, "ns=2;s=Line1.M1.Tick")
+		timeout := time.After(answerLimit / 3)
+		for {
+			select {
+			case n := <-ch:
+				if n.Error != nil {
+					t.Fatalf("notification: %v", n.Error)
+				}
+				if _, ok := n.Value.(*ua.DataChangeNotification); ok {
+					return cl, sub
+				}
+				continue
+			case <-timeout:
+			}
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("no data change within %v on each of %d clients", answerLimit/3, attempt)
+		}
+		t.Logf("client %d: no data change within %v; a fresh client", attempt, answerLimit/3)
+		cl.Close(context.Background())
+	}
+}
+
 // answerLimit bounds the wait for a notification or an answer. These cases check what the
 // server answers, not how fast: under -race on a loaded 2-core machine, with twenty sessions
 // publishing in one process, a first notification once took over 5 s.
@@ -112,9 +146,8 @@ func TestServer_BadRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cl, subID := noSession, uint32(0)
 			if tc.session {
-				cl = connect(t, s.url)
-				sub, ch := subscribeSub(t, cl, "ns=2;s=Line1.M1.Tick")
-				next(t, ch, answerLimit)
+				var sub *opcua.Subscription
+				cl, sub = subscribedClient(t, s.url)
 				subID = sub.SubscriptionID
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), answerLimit)
