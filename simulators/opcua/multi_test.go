@@ -16,24 +16,10 @@ import (
 // subscribeSub is subscribe that returns the subscription; every item must be Good.
 func subscribeSub(t testing.TB, c *opcua.Client, ids ...string) (*opcua.Subscription, chan *opcua.PublishNotificationData) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ch := make(chan *opcua.PublishNotificationData, 1000)
-	sub, err := c.Subscribe(ctx, &opcua.SubscriptionParameters{Interval: 100 * time.Millisecond}, ch)
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	var items []*ua.MonitoredItemCreateRequest
-	for i, s := range ids {
-		items = append(items, opcua.NewMonitoredItemCreateRequestWithDefaults(nid(t, s), ua.AttributeIDValue, uint32(i)))
-	}
-	resp, err := sub.Monitor(ctx, ua.TimestampsToReturnBoth, items...)
-	if err != nil {
-		t.Fatalf("monitor: %v", err)
-	}
-	for i, r := range resp.Results {
-		if r.StatusCode != ua.StatusOK {
-			t.Fatalf("monitor %s: %v", ids[i], r.StatusCode)
+	sub, st, ch := subscribeItems(t, c, ids...)
+	for i, code := range st {
+		if code != ua.StatusOK {
+			t.Fatalf("monitor %s: %v", ids[i], code)
 		}
 	}
 	return sub, ch

@@ -18,6 +18,13 @@ import (
 // returns the per-item status and the notification channel.
 func subscribe(t testing.TB, c *opcua.Client, ids ...string) ([]ua.StatusCode, chan *opcua.PublishNotificationData) {
 	t.Helper()
+	_, st, ch := subscribeItems(t, c, ids...)
+	return st, ch
+}
+
+// subscribeItems is subscribe that also returns the subscription.
+func subscribeItems(t testing.TB, c *opcua.Client, ids ...string) (*opcua.Subscription, []ua.StatusCode, chan *opcua.PublishNotificationData) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ch := make(chan *opcua.PublishNotificationData, 1000)
@@ -37,7 +44,7 @@ func subscribe(t testing.TB, c *opcua.Client, ids ...string) ([]ua.StatusCode, c
 	for _, r := range resp.Results {
 		st = append(st, r.StatusCode)
 	}
-	return st, ch
+	return sub, st, ch
 }
 
 // next returns the next data change notification's items, failing after d.
