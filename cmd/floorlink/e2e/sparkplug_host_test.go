@@ -105,18 +105,7 @@ func TestEndToEnd_Sparkplug_HostOffline20s(t *testing.T) {
 			if m.at.After(back) && !bornAgain {
 				t.Fatalf("DDATA of %s after the host's return before the new NBIRTH", m.device)
 			}
-			for _, mt := range m.p.Metrics {
-				if alias[m.device][mt.GetAlias()] != "tick" || mt.GetIsNull() {
-					continue
-				}
-				if ticks[m.device] == nil {
-					ticks[m.device] = map[uint32]bool{}
-				}
-				ticks[m.device][uint32(mt.GetLongValue())] = true
-				if mt.GetIsHistorical() && m.at.After(back) {
-					historical++
-				}
-			}
+			historical += recordTicks(m, alias, ticks, back)
 		}
 	}
 	if historical < 3*150 { // 20 s at 100 ms polls, three machines, give or take the edges

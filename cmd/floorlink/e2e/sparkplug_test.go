@@ -14,6 +14,26 @@ import (
 	"github.com/floorlink/floorlink/agent/publish/sparkplugpb"
 )
 
+// recordTicks adds the tick values of DDATA message m to ticks (by device; alias maps each
+// device's aliases to metric names) and returns how many of them are historical in a message
+// that arrived after after.
+func recordTicks(m spMsg, alias map[string]map[uint64]string, ticks map[string]map[uint32]bool, after time.Time) int {
+	historical := 0
+	for _, mt := range m.p.Metrics {
+		if alias[m.device][mt.GetAlias()] != "tick" || mt.GetIsNull() {
+			continue
+		}
+		if ticks[m.device] == nil {
+			ticks[m.device] = map[uint32]bool{}
+		}
+		ticks[m.device][uint32(mt.GetLongValue())] = true
+		if mt.GetIsHistorical() && m.at.After(after) {
+			historical++
+		}
+	}
+	return historical
+}
+
 // spMsg is one Sparkplug message received, decoded.
 type spMsg struct {
 	verb, device string
@@ -181,18 +201,7 @@ func TestEndToEnd_Sparkplug(t *testing.T) {
 				alias[m.device][mt.GetAlias()] = mt.GetName()
 			}
 		case "DDATA":
-			for _, mt := range m.p.Metrics {
-				if alias[m.device][mt.GetAlias()] != "tick" || mt.GetIsNull() {
-					continue
-				}
-				if ticks[m.device] == nil {
-					ticks[m.device] = map[uint32]bool{}
-				}
-				ticks[m.device][uint32(mt.GetLongValue())] = true
-				if mt.GetIsHistorical() && m.at.After(healed) {
-					historicalAfterHeal++
-				}
-			}
+			historicalAfterHeal += recordTicks(m, alias, ticks, healed)
 		}
 	}
 	if historicalAfterHeal == 0 {
